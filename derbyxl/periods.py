@@ -1,0 +1,103 @@
+"""Reporting periods: quarters of the council's financial year (1 April to 31 March).
+
+A period is written ``2024-25-Q4`` on the command line (``2024/25 Q4`` is accepted too) and
+shown as ``2024/25 Q4``. Q1 is April-June, Q4 is January-March of the second calendar year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+_PATTERN = re.compile(
+    r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*[-/ _]?\s*Q([1-4])\s*$", re.IGNORECASE
+)
+
+
+class PeriodError(ValueError):
+    """A text that is not a reporting period."""
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """One quarter of a financial year; ``start_year`` is the year the financial year begins."""
+
+    start_year: int
+    quarter: int
+
+    def __post_init__(self):
+        if not 1 <= self.quarter <= 4:
+            raise PeriodError(f"quarter must be 1-4, not {self.quarter}")
+        if not 1900 <= self.start_year <= 9998:
+            raise PeriodError(f"year {self.start_year} is out of range")
+
+    @classmethod
+    def parse(cls, text: str | Period) -> Period:
+        """Read ``2024-25-Q4``, ``2024/25 Q4`` or ``2024/2025 Q4``.
+
+        Raises:
+            PeriodError: when the text is not a period or the two years do not follow each other.
+        """
+        if isinstance(text, Period):
+            return text
+        m = _PATTERN.match(str(text))
+        if not m:
+            raise PeriodError(f"{text!r} is not a period; write it like 2024-25-Q4 or '2024/25 Q4'")
+        start, end, q = int(m.group(1)), m.group(2), int(m.group(3))
+        end_year = int(end) if len(end) == 4 else (start // 100) * 100 + int(end)
+        if len(end) == 2 and end_year < start:
+            end_year += 100
+        if end_year != start + 1:
+            raise PeriodError(f"{text!r}: a financial year runs over two consecutive years")
+        return cls(start, q)
+
+    @property
+    def key(self) -> str:
+        """The form used in file names and on the command line: ``2024-25-Q4``."""
+        return f"{self.start_year}-{(self.start_year + 1) % 100:02d}-Q{self.quarter}"
+
+    @property
+    def label(self) -> str:
+        """The form people read: ``2024/25 Q4``."""
+        return f"{self.start_year}/{(self.start_year + 1) % 100:02d} Q{self.quarter}"
+
+    @property
+    def year_label(self) -> str:
+        return f"{self.start_year}/{(self.start_year + 1) % 100:02d}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def previous(self) -> Period:
+        """The quarter before (Q4 of the year before for a Q1)."""
+        if self.quarter == 1:
+            return Period(self.start_year - 1, 4)
+        return Period(self.start_year, self.quarter - 1)
+
+    @property
+    def next(self) -> Period:
+        if self.quarter == 4:
+            return Period(self.start_year + 1, 1)
+        return Period(self.start_year, self.quarter + 1)
+
+    @property
+    def year_ago(self) -> Period:
+        """The same quarter of the previous financial year."""
+        return Period(self.start_year - 1, self.quarter)
+
+    @property
+    def start(self) -> dt.date:
+        month = 4 + 3 * (self.quarter - 1)
+        year = self.start_year + (month > 12)
+        return dt.date(year, (month - 1) % 12 + 1, 1)
+
+    @property
+    def end(self) -> dt.date:
+        nxt = self.next.start
+        return nxt - dt.timedelta(days=1)
+
+    def due_date(self, days_after_end: int = 21) -> dt.date:
+        """When returns are due: by default three weeks after the quarter ends."""
+        return self.end + dt.timedelta(days=days_after_end)

@@ -1,0 +1,362 @@
+"""The register: every item the council monitors this year.
+
+A performance officer keeps it by hand as an ``.xlsx`` (sheet ``Register``) or ``.csv``.
+Headers are matched ignoring case and spacing. Columns:
+
+=================  ========  ==============================================================
+column             required  meaning
+=================  ========  ==============================================================
+Ref                yes       the item's reference, unique (``GR 01``, ``Regen PM14 b``)
+Kind               yes       action, measure, project or risk
+Description        yes       what is monitored
+Portfolio          yes       the cabinet portfolio that returns it
+Theme              yes       the Council Plan theme
+Unit               measures  percent, number, money, rate, days, kg, km or score
+Polarity           measures  higher or lower (which way is better); required with a target
+Target             no        empty, ``N/A`` or ``No target`` mean no target
+Previous actual    no        last reported value, used for direction of travel
+Lead officer       no        who answers for it
+Email              no        where the return goes
+Green within       no        how far worse than target is still Green (default 2%)
+Amber within       no        how far worse than target is still Amber (default 10%)
+Blue from          no        how far better than target is Blue (default 10%)
+Minimum, Maximum   no        plausible range of the actual; percent defaults to 0%-100%
+=================  ========  ==============================================================
+
+Percent values follow Excel: a cell showing 4.7% holds 0.047, and the text ``4.7%`` means the
+same. A faulty register is refused with every problem listed, not the first only.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from derbyxl.rag import KEY, Tolerances
+from derbyxl.values import UNITS, normalise_unit, parse_value
+
+KINDS = ("action", "measure", "project", "risk")
+_KIND_ALIASES = {
+    "actions": "action",
+    "delivery plan action": "action",
+    "measures": "measure",
+    "performance measure": "measure",
+    "pm": "measure",
+    "kpi": "measure",
+    "projects": "project",
+    "priority project": "project",
+    "risks": "risk",
+    "strategic risk": "risk",
+}
+_POLARITY_ALIASES = {
+    "higher": "higher",
+    "higher is better": "higher",
+    "high": "higher",
+    "up": "higher",
+    "lower": "lower",
+    "lower is better": "lower",
+    "low": "lower",
+    "down": "lower",
+}
+REQUIRED_COLUMNS = ("Ref", "Kind", "Description", "Portfolio", "Theme", "Unit", "Polarity", "Target", "Previous actual")
+OPTIONAL_COLUMNS = ("Lead officer", "Email", "Green within", "Amber within", "Blue from", "Minimum", "Maximum")
+_NO_TARGET = {"", "n/a", "na", "no target", "n/a - action", "n/a - project", "n/a project", "none", "-"}
+
+
+def header_key(text) -> str:
+    """How headers are compared: case, spacing and underscores ignored."""
+    return "".join(str(text or "").replace("_", " ").split()).lower()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One monitored item of the register."""
+
+    ref: str
+    kind: str
+    description: str
+    portfolio: str
+    theme: str
+    unit: str | None = None
+    polarity: str | None = None
+    target: float | None = None
+    previous_actual: float | None = None
+    lead_officer: str | None = None
+    email: str | None = None
+    tolerances: Tolerances = KEY
+    minimum: float | None = None
+    maximum: float | None = None
+    row: int | None = field(default=None, compare=False)
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The plausible range of the actual: percent measures default to 0%-100%."""
+        lo, hi = self.minimum, self.maximum
+        if self.unit == "percent":
+            lo = 0.0 if lo is None else lo
+            hi = 1.0 if hi is None else hi
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class RegisterProblem:
+    """One fault in the register: where it is and what is wrong."""
+
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+class RegisterError(Exception):
+    """The register cannot be used; ``problems`` lists every fault found."""
+
+    def __init__(self, source: str, problems: list[RegisterProblem]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s) in the register")
+
+
+@dataclass
+class Register:
+    """The items of one year, in the order the register lists them."""
+
+    items: list[Item]
+    source: str = ""
+
+    def __post_init__(self):
+        self.by_ref = {item.ref: item for item in self.items}
+
+    @property
+    def portfolios(self) -> list[str]:
+        """Portfolios in the order they first appear."""
+        return list(dict.fromkeys(item.portfolio for item in self.items))
+
+    @property
+    def themes(self) -> list[str]:
+        return list(dict.fromkeys(item.theme for item in self.items))
+
+    def for_portfolio(self, portfolio: str) -> list[Item]:
+        return [item for item in self.items if item.portfolio == portfolio]
+
+    def find_portfolio(self, name: str) -> str | None:
+        """The portfolio whose name matches, ignoring case and spacing."""
+        key = header_key(name)
+        for p in self.portfolios:
+            if header_key(p) == key:
+                return p
+        return None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything in the register that a template depends on."""
+        payload = [
+            {k: v for k, v in asdict(item).items() if k != "row"} for item in self.items
+        ]
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def portfolio_fingerprint(self, portfolio: str) -> str:
+        payload = [
+            {k: v for k, v in asdict(item).items() if k != "row"}
+            for item in self.for_portfolio(portfolio)
+        ]
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def counts(self) -> dict[str, Counter]:
+        """Per portfolio, how many items of each kind."""
+        out: dict[str, Counter] = {}
+        for item in self.items:
+            out.setdefault(item.portfolio, Counter())[item.kind] += 1
+        return out
+
+
+def _read_rows(path: Path) -> list[list]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [row for row in csv.reader(fh)]
+    if suffix in (".xlsx", ".xlsm"):
+        from derbyxl.safe_openpyxl import load_workbook
+
+        wb = load_workbook(path, read_only=True, data_only=True)
+        try:
+            if "Register" not in wb.sheetnames:
+                raise RegisterError(
+                    str(path), [RegisterProblem(None, None, f"no sheet named 'Register' (sheets: {', '.join(wb.sheetnames)})")]
+                )
+            return [list(r) for r in wb["Register"].iter_rows(values_only=True)]
+        finally:
+            wb.close()
+    raise RegisterError(str(path), [RegisterProblem(None, None, "a register is an .xlsx or .csv file")])
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return " ".join(str(v).replace("\u00a0", " ").split())
+
+
+def load_register(path: str | Path) -> Register:
+    """Load and check a register.
+
+    Args:
+        path: an ``.xlsx`` with a ``Register`` sheet, or a ``.csv``.
+
+    Returns:
+        The :class:`Register`.
+
+    Raises:
+        RegisterError: listing every problem found, by row and column.
+        FileNotFoundError: when the file does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no register at {path}")
+    rows = _read_rows(path)
+    return parse_register(rows, source=str(path))
+
+
+def parse_register(rows: list[list], source: str = "register") -> Register:
+    """Build a register from rows of cells, the first being the header."""
+    problems: list[RegisterProblem] = []
+    if not rows:
+        raise RegisterError(source, [RegisterProblem(None, None, "the register is empty")])
+    header = [header_key(h) for h in rows[0]]
+    columns: dict[str, int] = {}
+    for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        key = header_key(name)
+        if key in header:
+            columns[name] = header.index(key)
+        elif name in REQUIRED_COLUMNS:
+            problems.append(RegisterProblem(1, name, "required column is missing"))
+    if problems:
+        raise RegisterError(source, problems)
+
+    def get(row, name):
+        i = columns.get(name)
+        return row[i] if i is not None and i < len(row) else None
+
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if all(_text(c) == "" for c in row):
+            continue
+        p = lambda col, msg: problems.append(RegisterProblem(n, col, msg))  # noqa: E731
+        ref = _text(get(row, "Ref"))
+        if not ref:
+            p("Ref", "Ref is empty")
+        elif ref in seen:
+            p("Ref", f"duplicate ref {ref!r} (first on row {seen[ref]})")
+        else:
+            seen[ref] = n
+        kind_text = _text(get(row, "Kind")).lower()
+        kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
+        if kind is None:
+            p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
+        for col in ("Description", "Portfolio", "Theme"):
+            if not _text(get(row, col)):
+                p(col, f"{col} is empty")
+        unit_text = _text(get(row, "Unit"))
+        unit = normalise_unit(unit_text) if unit_text else None
+        if unit_text and unit is None:
+            p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
+        if kind == "measure" and not unit_text:
+            p("Unit", "a measure needs a unit")
+        pol_text = _text(get(row, "Polarity")).lower()
+        polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
+        if pol_text and polarity is None:
+            p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
+
+        def number(col, allow_empty=True):
+            raw = get(row, col)
+            if isinstance(raw, str) and raw.strip().lower() in _NO_TARGET:
+                return None
+            if raw is None:
+                return None
+            parsed = parse_value(raw, unit or "number")
+            if parsed.code in (None, "value-normalised"):
+                if parsed.value is not None and unit == "percent" and not isinstance(raw, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):
+                    p(col, f"{raw!r} in a percent measure would be {parsed.value * 100:g}%; write {raw}% or {parsed.value / 100:g}")
+                    return None
+                return parsed.value
+            p(col, f"{col} is not a number: {parsed.detail}")
+            return None
+
+        target = number("Target")
+        previous = number("Previous actual")
+        minimum = number("Minimum")
+        maximum = number("Maximum")
+        if kind == "measure" and target is not None and polarity is None and not pol_text:
+            p("Polarity", "a measure with a target needs a polarity (higher or lower)")
+        if kind in ("action", "project", "risk") and target is not None:
+            p("Target", f"a {kind} has no target")
+
+        tol = {}
+        for col, attr in (("Green within", "green_within"), ("Amber within", "amber_within"), ("Blue from", "blue_from")):
+            raw = get(row, col)
+            if raw is None or _text(raw) == "":
+                continue
+            parsed = parse_value(raw, "percent")
+            if parsed.value is None or parsed.value < 0 or parsed.code not in (None, "value-normalised"):
+                p(col, f"{col} must be a percentage such as 2% or 0.02, not {raw!r}")
+            elif parsed.value > 1:
+                p(col, f"{col} {raw!r} would be {parsed.value * 100:g}%; write it as a percentage such as 2%")
+            else:
+                tol[attr] = parsed.value
+        tolerances = KEY
+        if tol:
+            try:
+                tolerances = Tolerances(**{**asdict(KEY), **tol})
+            except ValueError as exc:
+                p("Amber within", str(exc))
+        if kind is None or not ref:
+            continue
+        items.append(
+            Item(
+                ref=ref,
+                kind=kind,
+                description=_text(get(row, "Description")),
+                portfolio=_text(get(row, "Portfolio")),
+                theme=_text(get(row, "Theme")),
+                unit=unit if kind == "measure" else None,
+                polarity=polarity,
+                target=target,
+                previous_actual=previous,
+                lead_officer=_text(get(row, "Lead officer")) or None,
+                email=_text(get(row, "Email")) or None,
+                tolerances=tolerances,
+                minimum=minimum,
+                maximum=maximum,
+                row=n,
+            )
+        )
+    if problems:
+        raise RegisterError(source, problems)
+    if not items:
+        raise RegisterError(source, [RegisterProblem(None, None, "the register lists no items")])
+    return Register(items, source=source)
+
+
+def sample_register_path() -> Path:
+    """The bundled sample register (Derby's 2024/25 items)."""
+    return Path(__file__).parent / "sample" / "register.csv"
+
+
+def sample_answers_path() -> Path:
+    """The council's published Q4 2024/25 answers for the sample register."""
+    return Path(__file__).parent / "sample" / "answers_2024-25-Q4.csv"

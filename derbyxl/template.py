@@ -1,0 +1,438 @@
+"""Return templates: one workbook per portfolio, written with xlsxwriter from :mod:`derbyxl.spec`.
+
+Each template has a Cover (what to do, the colour KEY, sign-off), one sheet per kind of item
+present, and a very hidden stamp sheet saying what the workbook is. Read-only cells are locked,
+input cells unlocked and shaded, and sheets protected (no password unless one is given) while
+still allowing sort and filter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from derbyxl import __version__, rag
+from derbyxl.periods import Period
+from derbyxl.register import Item, Register
+from derbyxl.spec import (
+    COVER_SHEET,
+    FORMAT_VERSION,
+    LONG_TEXT,
+    MAX_TEXT,
+    SIGN_OFF,
+    STAMP_SHEET,
+    SheetSpec,
+    Stamp,
+    kinds_present,
+    template_filename,
+)
+from derbyxl.values import NUMBER_FORMATS
+from derbyxl.xlsx_util import atomic_path, row_height, write_number, write_text
+
+INPUT_FILL = "#FFF9DB"
+HEADER_FILL = "#1F3864"
+ACTION_COLOURS = {
+    "Completed": rag.BLUE,
+    "On track": rag.GREEN,
+    "Some slippage": rag.AMBER,
+    "Major slippage": rag.RED,
+}
+STEPS = (
+    "Go through each sheet (tabs at the bottom). Only the shaded cells can be typed in.",
+    "Measures: type the actual for the period as a plain number; the Status preview colours itself.",
+    "Actions and Projects: pick a status from the drop-down. Risks: pick likelihood and impact 1-4.",
+    "Write commentary for every Amber or Red item and for any measure without data (say why in Note).",
+    "Fill in the sign-off below, save the file without renaming its sheets, and send it back.",
+)
+
+
+@dataclass
+class TemplateInfo:
+    """What :func:`write_template` wrote."""
+
+    path: Path
+    portfolio: str
+    counts: dict[str, int]
+
+
+class _Formats:
+    """xlsxwriter formats, created once per workbook and shared between sheets."""
+
+    def __init__(self, wb: xlsxwriter.Workbook):
+        self.wb = wb
+        self._cache: dict[tuple, object] = {}
+        self.header = wb.add_format(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": HEADER_FILL, "text_wrap": True, "valign": "top", "border": 1, "locked": True}
+        )
+        self.title = wb.add_format({"bold": True, "font_size": 16, "font_color": HEADER_FILL})
+        self.heading = wb.add_format({"bold": True, "font_size": 12, "font_color": HEADER_FILL})
+        self.label = wb.add_format({"bold": True, "valign": "top"})
+        self.text = wb.add_format({"text_wrap": True, "valign": "top"})
+        self.status = {
+            s: wb.add_format({"bg_color": colour, "font_color": rag.STATUS_FONT.get(s, "#000000"), "bold": True})
+            for s, colour in rag.STATUS_COLOURS.items()
+        }
+
+    def cell(self, *, unit: str | None = None, input: bool = False, wrap: bool = False, date: bool = False):
+        key = (unit, input, wrap, date)
+        if key not in self._cache:
+            props = {"valign": "top", "border": 1, "border_color": "#BFBFBF", "locked": not input}
+            if unit:
+                props["num_format"] = NUMBER_FORMATS[unit]
+            if date:
+                props["num_format"] = "dd/mm/yyyy"
+            if wrap:
+                props["text_wrap"] = True
+            if input:
+                props["bg_color"] = INPUT_FILL
+                props["border_color"] = "#B7A100"
+            self._cache[key] = self.wb.add_format(props)
+        return self._cache[key]
+
+
+def _protect(ws, password: str | None):
+    # Sorting and filtering stay allowed; Excel still refuses to sort locked cells, so officers
+    # can filter freely and sort by an input column.
+    ws.protect(
+        password or "",
+        {
+            "sort": True,
+            "autofilter": True,
+            "format_columns": True,
+            "format_rows": True,
+            "select_locked_cells": True,
+            "select_unlocked_cells": True,
+        },
+    )
+
+
+def _print_setup(ws, title: str, repeat_header: bool = True):
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    if repeat_header:
+        ws.repeat_rows(0)
+    ws.set_header(f"&L&8{title.replace('&', '&&')}&R&8&A")
+    ws.set_footer("&L&8derbyxl return&RPage &P of &N")
+
+
+def _validation(ws, spec: SheetSpec, col, row: int, c: int, item: Item):
+    title = col.caption[:32]
+    if col.dtype == "number":
+        lo, hi = item.bounds
+        opts = {
+            "validate": "decimal",
+            "criteria": "between",
+            "minimum": -1e15 if lo is None else lo,
+            "maximum": 1e15 if hi is None else hi,
+        }
+        prompt = col.prompt
+        if item.unit == "percent":
+            prompt = "A percentage, e.g. 7.4%. " + prompt
+        elif item.unit == "money":
+            prompt = "An amount in pounds, without the £ sign. " + prompt
+        if lo is not None or hi is not None:
+            rng = "between {} and {}".format(
+                "any" if lo is None else _shown(lo, item.unit), "any" if hi is None else _shown(hi, item.unit)
+            )
+            error = f"Type a number {rng} for {item.ref}."
+        else:
+            error = f"Type a number for {item.ref}, without units or words."
+    elif col.dtype == "whole":
+        opts = {"validate": "integer", "criteria": "between", "minimum": col.minimum, "maximum": col.maximum}
+        prompt = col.prompt
+        error = f"Type a whole number from {col.minimum} to {col.maximum}."
+    elif col.dtype == "choice":
+        opts = {"validate": "list", "source": list(col.choices)}
+        prompt = col.prompt
+        error = "Pick a value from the list: " + ", ".join(col.choices)
+    else:
+        opts = {"validate": "length", "criteria": "<=", "value": MAX_TEXT}
+        prompt = col.prompt
+        error = f"Text can be at most {MAX_TEXT} characters; keep it under {LONG_TEXT} to print well."
+    opts.update(
+        {
+            "input_title": title,
+            "input_message": prompt[:255],
+            "error_title": f"{col.caption} for {item.ref}"[:32],
+            "error_message": error[:255],
+            "error_type": "stop",
+            "ignore_blank": True,
+        }
+    )
+    ws.data_validation(row, c, row, c, opts)
+
+
+def _shown(value: float, unit: str | None) -> str:
+    if unit == "percent":
+        return f"{value * 100:g}%"
+    return f"{value:g}"
+
+
+def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previous: Mapping[str, float], title: str, password):
+    ws = wb.add_worksheet(spec.name)
+    for c, col in enumerate(spec.columns):
+        ws.set_column(c, c, col.width)
+        ws.write_string(0, c, col.caption, f.header)
+    ws.set_row(0, 30)
+    cols = {col.key: i for i, col in enumerate(spec.columns)}
+    for r, item in enumerate(items, start=1):
+        texts = []
+        for c, col in enumerate(spec.columns):
+            if col.key == "ref":
+                write_text(ws, r, c, item.ref, f.cell(wrap=True))
+            elif col.key == "description":
+                write_text(ws, r, c, item.description, f.cell(wrap=True))
+                texts.append((item.description, col.width))
+            elif col.key == "unit":
+                write_text(ws, r, c, item.unit, f.cell())
+            elif col.key == "polarity":
+                write_text(ws, r, c, item.polarity, f.cell())
+            elif col.key == "target":
+                if item.target is None:
+                    write_text(ws, r, c, None, f.cell(unit=item.unit))
+                else:
+                    write_number(ws, r, c, item.target, f.cell(unit=item.unit))
+            elif col.key == "previous":
+                write_number(ws, r, c, previous.get(item.ref, item.previous_actual), f.cell(unit=item.unit))
+            elif col.key == "preview":
+                a = xl_rowcol_to_cell(r, cols["actual"])
+                t = xl_rowcol_to_cell(r, cols["target"])
+                formula = rag.measure_status_formula(a, t, item.polarity, item.tolerances)
+                cached = rag.measure_status(None, item.target, item.polarity or "higher", item.tolerances)
+                ws.write_formula(r, c, formula, f.cell(), cached)
+            elif col.key == "score":
+                li = xl_rowcol_to_cell(r, cols["likelihood"])
+                im = xl_rowcol_to_cell(r, cols["impact"])
+                ws.write_formula(r, c, f'=IF(AND(ISNUMBER({li}),ISNUMBER({im})),{li}*{im},"")', f.cell(), "")
+            elif col.role == "input":
+                unit = item.unit if col.dtype == "number" else None
+                ws.write_blank(r, c, None, f.cell(unit=unit, input=True, wrap=col.dtype == "text"))
+                _validation(ws, spec, col, r, c, item)
+        height = row_height(texts)
+        if height:
+            ws.set_row(r, height)
+    last = len(items)
+    ws.freeze_panes(1, 2)
+    ws.autofilter(0, 0, last, len(spec.columns) - 1)
+    _status_colours(ws, f, spec, last)
+    _print_setup(ws, title)
+    _protect(ws, password)
+    return ws
+
+
+def _status_colours(ws, f: _Formats, spec: SheetSpec, last: int):
+    """One conditional format per colour, so the fill follows whatever is typed."""
+    if last < 1:
+        return
+    if spec.kind == "measure":
+        c = spec.index("preview")
+        rules = {s: s for s in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED, rag.NO_TARGET)}
+    elif spec.kind == "action":
+        c = spec.index("status")
+        rules = ACTION_COLOURS
+    elif spec.kind == "project":
+        c = spec.index("status")
+        rules = {s: s for s in rag.PROJECT_STATUSES}
+    else:
+        c = spec.index("score")
+        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 1, "maximum": 4, "format": f.status[rag.GREEN]})
+        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 5, "maximum": 9, "format": f.status[rag.AMBER]})
+        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 10, "maximum": 16, "format": f.status[rag.RED]})
+        return
+    for word, colour in rules.items():
+        ws.conditional_format(
+            1, c, last, c, {"type": "cell", "criteria": "==", "value": f'"{word}"', "format": f.status[colour]}
+        )
+
+
+def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Period, items: list[Item], contact: str, password):
+    ws = wb.add_worksheet(COVER_SHEET)
+    ws.set_column(0, 0, 3)
+    ws.set_column(1, 1, 22)
+    ws.set_column(2, 2, 70)
+    ws.set_column(3, 3, 30)
+    ws.hide_gridlines(2)
+    ws.write_string(0, 1, f"Quarterly performance return: {period.label}", f.title)
+    counts = {s.name: sum(1 for i in items if i.kind == s.kind) for s in kinds_present(items)}
+    info = [
+        ("Portfolio", portfolio),
+        ("Period", f"{period.label} ({period.start:%d %B %Y} to {period.end:%d %B %Y})"),
+        ("Due date", f"{period.due_date():%A %d %B %Y}"),
+        ("Contact", contact),
+        ("Items", ", ".join(f"{n} {name.lower()}" for name, n in counts.items())),
+    ]
+    for r, (label, value) in enumerate(info, start=2):
+        ws.write_string(r, 1, label, f.label)
+        write_text(ws, r, 2, value, f.text)
+        if row_height([(value, 70)]):
+            ws.set_row(r, row_height([(value, 70)]))
+    ws.write_string(8, 1, "What to do", f.heading)
+    for i, step in enumerate(STEPS):
+        ws.write_string(9 + i, 1, f"Step {i + 1}", f.label)
+        ws.write_string(9 + i, 2, step, f.text)
+        ws.set_row(9 + i, row_height([(step, 66)]) or 15)
+    ws.write_string(18, 1, "Sign-off", f.heading)
+    for s in SIGN_OFF:
+        r, c = _a1(s.cell)
+        ws.write_string(r, c - 1, s.caption, f.label)
+        ws.write_blank(r, c, None, f.cell(input=True, date=s.dtype == "date"))
+        if s.dtype == "date":
+            ws.data_validation(r, c, r, c, {
+                "validate": "date", "criteria": ">", "value": dt.date(2000, 1, 1),
+                "input_title": "Date signed off", "input_message": "The date you checked this return, e.g. 21/04/2025.",
+                "error_title": "Not a date", "error_message": "Type a date such as 21/04/2025.",
+            })
+        else:
+            ws.data_validation(r, c, r, c, {
+                "validate": "length", "criteria": "between", "minimum": 0, "maximum": 255,
+                "input_title": s.caption, "input_message": "Your name and job title.",
+                "error_title": "Too long", "error_message": "Keep this under 255 characters.",
+            })
+    ws.write_string(23, 1, "Colour key", f.heading)
+    ws.write_string(24, 1, "Colour", f.header)
+    ws.write_string(24, 2, "Measure", f.header)
+    ws.write_string(24, 3, "Action", f.header)
+    key = (
+        (rag.BLUE, "10% or more better than target", "Completed"),
+        (rag.GREEN, "from 2% worse than target to under 10% better", "On track"),
+        (rag.AMBER, "more than 2% and up to 10% worse than target", "Some slippage"),
+        (rag.RED, "more than 10% worse than target", "Major slippage"),
+    )
+    for i, (colour, measure, action) in enumerate(key):
+        ws.write_string(25 + i, 1, colour, f.status[colour])
+        ws.write_string(25 + i, 2, measure, f.text)
+        ws.write_string(25 + i, 3, action, f.text)
+    ws.merge_range(
+        30, 1, 30, 3,
+        "Better or worse follows each measure's polarity (for waste or sickness, lower is better). "
+        "Some measures have tighter tolerances; the Status preview already uses them.",
+        f.text,
+    )
+    ws.set_row(30, 32)
+    ws.set_portrait()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 1)
+    ws.activate()
+    _protect(ws, password)
+
+
+def _a1(cell: str) -> tuple[int, int]:
+    from xlsxwriter.utility import xl_cell_to_rowcol
+
+    return xl_cell_to_rowcol(cell)
+
+
+def _write_stamp(wb, f: _Formats, stamp: Stamp, password):
+    ws = wb.add_worksheet(STAMP_SHEET)
+    for r, (k, v) in enumerate(stamp.rows()):
+        ws.write_string(r, 0, k)
+        ws.write_string(r, 1, v)
+    ws.very_hidden()
+    ws.protect(password or "")
+
+
+def write_template(
+    register: Register,
+    portfolio: str,
+    period: Period,
+    out_dir: str | Path,
+    *,
+    previous: Mapping[str, float] | None = None,
+    password: str | None = None,
+    contact: str | None = None,
+    generated_at: dt.datetime | None = None,
+) -> TemplateInfo:
+    """Write one portfolio's return template.
+
+    Args:
+        register: the year's register.
+        portfolio: the portfolio's name as in the register.
+        period: the quarter being returned.
+        out_dir: the folder to write to (created if missing).
+        previous: last consolidated actuals by ref, shown as "Previous actual" in place of
+            the register's value (see :meth:`derbyxl.history.History.latest_actuals`).
+        password: protect sheets with this password; none by default.
+        contact: who to ask; by default the portfolio's lead officers from the register.
+        generated_at: the time stamped into the file (now by default).
+
+    Returns:
+        A :class:`TemplateInfo` naming the file written.
+    """
+    items = register.for_portfolio(portfolio)
+    if not items:
+        raise ValueError(f"no items for portfolio {portfolio!r} in the register")
+    previous = previous or {}
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    if contact is None:
+        people = sorted({f"{i.lead_officer} <{i.email}>" if i.email else i.lead_officer for i in items if i.lead_officer})
+        contact = "; ".join(people[:4]) or "the Performance team"
+    stamp = Stamp(
+        format_version=FORMAT_VERSION,
+        portfolio=portfolio,
+        period=period.key,
+        register_fingerprint=register.fingerprint,
+        portfolio_fingerprint=register.portfolio_fingerprint(portfolio),
+        generated_at=generated_at.isoformat(),
+    )
+    out = Path(out_dir) / template_filename(portfolio, period.key)
+    title = f"{portfolio} - {period.label}"
+    with atomic_path(out) as tmp:
+        wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+        wb.set_properties(
+            {
+                "title": f"Performance return {period.label}: {portfolio}",
+                "subject": f"Quarterly performance return {period.label}",
+                "author": "derbyxl",
+                "company": "Performance team",
+                "comments": f"Generated by derbyxl {__version__}",
+                "created": generated_at.replace(tzinfo=None),
+            }
+        )
+        f = _Formats(wb)
+        _write_cover(wb, f, register, portfolio, period, items, contact, password)
+        counts = {}
+        for spec in kinds_present(items):
+            rows = [i for i in items if i.kind == spec.kind]
+            counts[spec.name] = len(rows)
+            _write_kind_sheet(wb, f, spec, rows, previous, title, password)
+        _write_stamp(wb, f, stamp, password)
+        wb.close()
+    return TemplateInfo(out, portfolio, counts)
+
+
+def write_templates(
+    register: Register,
+    period: Period,
+    out_dir: str | Path,
+    *,
+    portfolios: Iterable[str] | None = None,
+    previous: Mapping[str, float] | None = None,
+    password: str | None = None,
+    progress: Callable[[TemplateInfo], None] | None = None,
+) -> list[TemplateInfo]:
+    """Write a template for each portfolio (all in the register by default).
+
+    Raises:
+        ValueError: when a named portfolio is not in the register.
+    """
+    names = []
+    for p in portfolios or register.portfolios:
+        found = register.find_portfolio(p)
+        if found is None:
+            raise ValueError(f"portfolio {p!r} is not in the register; it has: {', '.join(register.portfolios)}")
+        names.append(found)
+    generated_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    written = []
+    for name in names:
+        info = write_template(register, name, period, out_dir, previous=previous, password=password, generated_at=generated_at)
+        written.append(info)
+        if progress:
+            progress(info)
+    return written
