@@ -122,6 +122,7 @@ def main(seed):
         else:
             score = int(re.search(r"\d+", status).group())
             ans["Likelihood"], ans["Impact"] = RISK_FACTORS[score]
+            ans["Commentary"] = f"Risk score {score}; mitigations reviewed this quarter by the risk owner."
         if status in ("Red", "Amber", "Amber/Red") or actual in ("Some slippage", "Major slippage"):
             ans["Commentary"] = ans["Commentary"] or "Behind plan at year end; recovery actions agreed with the lead officer."
         register.append(row)

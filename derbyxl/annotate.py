@@ -1,0 +1,97 @@
+"""Annotated copies of faulty returns, ready to email back to the officer.
+
+Each copy has every faulty cell filled red (warnings amber) with a comment giving the message,
+and a Problems sheet listing every finding with a link to its cell. The original is never
+opened for writing: the copy is made first and only the copy is changed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.worksheet.hyperlink import Hyperlink
+
+from derbyxl.findings import ERROR, FileReport, Report
+from derbyxl.safe_openpyxl import load_workbook
+from derbyxl.spec import safe_filename
+from derbyxl.xlsx_util import atomic_path
+
+ERROR_FILL = PatternFill("solid", fgColor="FFC7CE")
+WARNING_FILL = PatternFill("solid", fgColor="FFEB9C")
+#: Codes whose file cannot be opened by openpyxl, or should not be: no copy is made for them.
+UNREADABLE = {
+    "file-missing", "file-empty", "file-too-large", "wrong-file-type", "macro-workbook", "legacy-xls",
+    "password-protected", "corrupt-file", "missing-part", "zip-bomb", "sheet-too-large", "xml-forbidden", "time-limit",
+}
+
+
+def _set_text(cell, text):
+    # openpyxl turns any string starting with '=' into a formula; messages quote what officers
+    # typed, so force the cell to hold text.
+    cell.value = text
+    cell.data_type = "s"
+
+
+def annotated_name(workbook: str) -> str:
+    """The copy's file name: derived from the return's name, confined to the output folder."""
+    stem = safe_filename(Path(workbook).stem) or "return"
+    return f"{stem}_problems.xlsx"
+
+
+def annotate_file(fr: FileReport, out_dir: str | Path) -> Path | None:
+    """Write the annotated copy of one return; ``None`` when it has no findings or cannot be opened."""
+    if not fr.findings or any(f.code in UNREADABLE for f in fr.findings):
+        return None
+    out_dir = Path(out_dir)
+    target = out_dir / annotated_name(fr.workbook)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(fr.path, tmp)
+        wb = load_workbook(tmp)
+        for ws in wb.worksheets:
+            ws.protection.sheet = False
+        for f in fr.findings:
+            if f.sheet in wb.sheetnames and f.cell:
+                cell = wb[f.sheet][f.cell]
+                cell.fill = ERROR_FILL if f.severity == ERROR else WARNING_FILL
+                text = f"{f.severity.upper()}: {f.message}\n{f.hint}"
+                if cell.comment is not None:
+                    text = cell.comment.text + "\n\n" + text
+                cell.comment = Comment(text[:30000], "derbyxl", width=320, height=140)
+        if "Problems" in wb.sheetnames:
+            del wb["Problems"]
+        ws = wb.create_sheet("Problems", 0)
+        headers = ("Severity", "Sheet", "Cell", "Ref", "Code", "Message", "What to do")
+        for c, h in enumerate(headers, start=1):
+            cell = ws.cell(1, c)
+            _set_text(cell, h)
+            cell.font = Font(bold=True)
+        for r, f in enumerate(fr.findings, start=2):
+            for c, v in enumerate((f.severity, f.sheet, f.cell, f.ref, f.code, f.message, f.hint), start=1):
+                if v is not None:
+                    _set_text(ws.cell(r, c), str(v))
+            if f.sheet in wb.sheetnames and f.cell:
+                link = ws.cell(r, 3)
+                link.hyperlink = Hyperlink(ref=link.coordinate, location=f"'{f.sheet}'!{f.cell}", display=f.cell)
+                link.font = Font(color="0563C1", underline="single")
+            ws.cell(r, 1).fill = ERROR_FILL if f.severity == ERROR else WARNING_FILL
+        for col, width in zip("ABCDEFG", (9, 12, 7, 14, 20, 70, 50)):
+            ws.column_dimensions[col].width = width
+        ws.freeze_panes = "A2"
+        wb.active = 0
+        for sheet in wb.worksheets:
+            sheet.sheet_view.tabSelected = sheet.title == "Problems"
+        wb.save(tmp)
+    return target
+
+
+def annotate_report(report: Report, out_dir: str | Path) -> list[Path]:
+    """Annotated copies for every return with findings; returns the files written."""
+    written = []
+    for fr in report.files:
+        path = annotate_file(fr, out_dir)
+        if path:
+            written.append(path)
+    return written

@@ -1,0 +1,362 @@
+"""The ``derbyxl`` command: a thin layer over the library.
+
+Exit codes: 0 fine, 1 problems found in the data (or, with --strict, an incomplete quarter),
+2 wrong usage (bad option, missing file, unreadable register). Errors go to stderr; no
+traceback for an expected failure unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from derbyxl import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quarterly performance returns, end to end in Excel.")
+register_app = typer.Typer(no_args_is_help=True, help="Check the register of monitored items.")
+history_app = typer.Typer(no_args_is_help=True, help="Read the history of consolidated quarters.")
+app.add_typer(register_app, name="register")
+app.add_typer(history_app, name="history")
+
+out = Console()
+err = Console(stderr=True)
+
+RegisterOpt = typer.Option(None, "--register", "-r", help="The register (.xlsx with a Register sheet, or .csv). Default: the bundled sample.")
+PeriodOpt = typer.Option(..., "--period", "-p", help="The quarter, e.g. 2024-25-Q4 or '2024/25 Q4'.")
+HistoryOpt = typer.Option(None, "--history", help="The SQLite history database. Default: OUT/history.sqlite.")
+
+
+class UsageError(Exception):
+    """Wrong usage: exit 2."""
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"derbyxl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+):
+    if debug:
+        os.environ["DERBYXL_DEBUG"] = "1"
+
+
+def _load_register(path: Optional[Path]):
+    from derbyxl.register import RegisterError, load_register, sample_register_path
+
+    try:
+        return load_register(path or sample_register_path())
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    except RegisterError as exc:
+        err.print(f"[red]The register {exc.source} has {len(exc.problems)} problem(s):[/red]")
+        for p in exc.problems:
+            err.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(2)
+
+
+def _period(text: str):
+    from derbyxl.periods import Period, PeriodError
+
+    try:
+        return Period.parse(text)
+    except PeriodError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@register_app.command("check")
+def register_check(path: Path = typer.Argument(..., help="The register file.")):
+    """Load a register and print a summary per portfolio and kind, or every problem found.
+
+    Example: derbyxl register check register.xlsx
+    """
+    from rich.table import Table
+
+    from derbyxl.register import RegisterError, load_register
+
+    try:
+        reg = load_register(path)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    except RegisterError as exc:
+        err.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")
+        for p in exc.problems:
+            err.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    table = Table(title=f"Register {path}")
+    kinds = ("measure", "action", "project", "risk")
+    table.add_column("Portfolio")
+    for k in kinds:
+        table.add_column(k.title() + "s", justify="right")
+    table.add_column("Total", justify="right")
+    totals = {k: 0 for k in kinds}
+    for portfolio, counts in reg.counts().items():
+        table.add_row(portfolio, *(str(counts[k]) for k in kinds), str(sum(counts.values())))
+        for k in kinds:
+            totals[k] += counts[k]
+    table.add_row("[b]All[/b]", *(f"[b]{totals[k]}[/b]" for k in kinds), f"[b]{sum(totals.values())}[/b]")
+    out.print(table)
+    out.print(
+        f"{len(reg.items)} items in {len(reg.portfolios)} portfolios "
+        f"({totals['measure']} measures, {totals['action']} actions, {totals['project']} projects, {totals['risk']} risks); "
+        f"fingerprint {reg.fingerprint}"
+    )
+
+
+@app.command()
+def templates(
+    register: Optional[Path] = RegisterOpt,
+    period: str = PeriodOpt,
+    out_dir: Path = typer.Option(Path("templates"), "--out", "-o", help="Folder to write the templates to."),
+    portfolio: Optional[List[str]] = typer.Option(None, "--portfolio", help="Only this portfolio (repeatable)."),
+    password: Optional[str] = typer.Option(None, "--password", help="Protect sheets with this password (none by default)."),
+    history: Optional[Path] = typer.Option(None, "--history", help="History database: its latest actuals become 'Previous actual'. Default: outputs/history.sqlite if it exists."),
+):
+    """Write one return template per portfolio.
+
+    Example: derbyxl templates --register register.xlsx --period 2024-25-Q4 --out templates/
+    """
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from derbyxl.template import write_templates
+
+    reg = _load_register(register)
+    p = _period(period)
+    previous = _previous_actuals(history, p)
+    names = portfolio or reg.portfolios
+    with Progress(console=err, transient=True, disable=len(names) < 5) as bar:
+        task = bar.add_task("Writing templates", total=len(names))
+        try:
+            written = write_templates(reg, p, out_dir, portfolios=names, previous=previous, password=password, progress=lambda _: bar.advance(task))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    table = Table(title=f"Templates for {p.label}")
+    for col in ("Portfolio", "File", "Measures", "Actions", "Projects", "Risks"):
+        table.add_column(col)
+    for info in written:
+        table.add_row(info.portfolio, str(info.path), *(str(info.counts.get(k, 0)) for k in ("Measures", "Actions", "Projects", "Risks")))
+    out.print(table)
+    if previous:
+        out.print(f"'Previous actual' taken from history for {len(previous)} measures.")
+
+
+def _previous_actuals(history: Optional[Path], period):
+    from derbyxl.history import History
+
+    path = history or Path("outputs/history.sqlite")
+    if not path.exists():
+        if history:
+            raise UsageError(f"no history database at {path}")
+        return {}
+    with History(path) as h:
+        return h.latest_actuals(before=period)
+
+
+@app.command()
+def validate(
+    paths: List[Path] = typer.Argument(..., help="Returned workbooks, or folders of them."),
+    register: Optional[Path] = RegisterOpt,
+    period: Optional[str] = typer.Option(None, "--period", "-p", help="The quarter expected. Default: the latest any return claims."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the findings as JSON to this file ('-' for stdout)."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write a highlighted copy of each faulty return to this folder."),
+):
+    """Check returned workbooks and report every finding.
+
+    Exit 0 when there are no errors (warnings allowed), 1 when any error, 2 for wrong usage.
+
+    Example: derbyxl validate returns/ --json findings.json --annotate outputs/annotated
+    """
+    from derbyxl.validate import validate_paths
+
+    reg = _load_register(register)
+    p = _period(period) if period else None
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"no such file or folder: {path}")
+    report = validate_paths(paths, reg, period=p)
+    if json_out == "-":
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        from derbyxl.report_console import print_report
+
+        print_report(report, out)
+        if json_out:
+            Path(json_out).write_text(report.to_json() + "\n", encoding="utf-8")
+            out.print(f"Findings written to {json_out}")
+    if annotate:
+        from derbyxl.annotate import annotate_report
+
+        written = annotate_report(report, annotate)
+        (err if json_out == "-" else out).print(f"{len(written)} annotated copies written to {annotate}")
+    s = report.stats
+    (err if json_out == "-" else out).print(f"{s['files']} file(s): {s['valid']} valid, {s['errors']} error(s), {s['warnings']} warning(s)")
+    raise typer.Exit(0 if report.valid else 1)
+
+
+@app.command()
+def consolidate(
+    returns: Path = typer.Argument(Path("returns"), help="Folder of returned workbooks."),
+    register: Optional[Path] = RegisterOpt,
+    period: str = PeriodOpt,
+    out_dir: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the master and history."),
+    history: Optional[Path] = HistoryOpt,
+    strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, no master) when any return is missing or invalid."),
+):
+    """Merge the valid returns of a quarter into the master workbook and record its history.
+
+    Example: derbyxl consolidate returns/ --register register.xlsx --period 2024-25-Q4 --out outputs/
+    """
+    from derbyxl.consolidate import ConsolidationBusy
+    from derbyxl.consolidate import consolidate as run
+    from derbyxl.history import HistoryBusy
+
+    reg = _load_register(register)
+    p = _period(period)
+    if not returns.exists():
+        raise UsageError(f"no such folder: {returns}")
+    try:
+        result = run(returns, reg, p, out_dir, history_path=history, strict=strict)
+    except (ConsolidationBusy, HistoryBusy) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
+    _print_consolidation(result)
+    if strict and not result.complete:
+        err.print("[red]--strict: the quarter is incomplete; no master written.[/red]")
+        raise typer.Exit(1)
+    raise typer.Exit(0)
+
+
+def _print_consolidation(result):
+    from rich.table import Table
+
+    table = Table(title=f"Submissions {result.period.label}")
+    for col in ("Portfolio", "File", "Valid", "Errors", "Warnings", "Used"):
+        table.add_column(col)
+    for s in result.submissions:
+        fr = s.report
+        table.add_row(fr.portfolio or "-", fr.workbook, "yes" if fr.valid else "[red]no[/red]", str(fr.errors), str(fr.warnings), s.note)
+    out.print(table)
+    for fr in result.report.files:
+        if not fr.valid:
+            shown = [f for f in fr.findings if f.severity == "error"][:5]
+            out.print(f"[red]{fr.workbook}[/red] left out: " + "; ".join(f"{f.sheet or ''}!{f.cell or ''} {f.message}" for f in shown), highlight=False)
+    if result.missing:
+        out.print(f"[yellow]No valid return from {len(result.missing)} portfolio(s):[/yellow] " + "; ".join(result.missing))
+    if result.master:
+        out.print(f"Master written: {result.master} ({len(result.rows)} items)")
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("."), "--dir", help="Folder holding templates/, returns/ and outputs/."),
+):
+    """Run the whole quarter on the bundled sample: templates, filled returns, validation, master.
+
+    Example: derbyxl demo
+    """
+    from derbyxl.consolidate import consolidate as run
+    from derbyxl.demo import fill_return, load_answers
+    from derbyxl.periods import Period
+    from derbyxl.register import load_register, sample_register_path
+    from derbyxl.report_console import print_report
+    from derbyxl.template import write_templates
+    from derbyxl.validate import validate_paths
+
+    reg = load_register(sample_register_path())
+    period = Period.parse("2024-25-Q4")
+    tdir, rdir, odir = workdir / "templates", workdir / "returns", workdir / "outputs"
+    out.rule(f"1. Templates for {period.label} ({len(reg.items)} items, {len(reg.portfolios)} portfolios)")
+    written = write_templates(reg, period, tdir)
+    for info in written:
+        out.print(f"  {info.path}")
+    out.rule("2. Service leads fill them in (the council's published Q4 2024/25 answers)")
+    answers = load_answers()
+    returned = [fill_return(info.path, answers, rdir / info.path.name) for info in written]
+    for path in returned:
+        out.print(f"  {path}")
+    out.rule("3. Validation")
+    report = validate_paths(returned, reg, period=period)
+    print_report(report, out)
+    out.rule("4. Consolidation")
+    result = run(returned, reg, period, odir)
+    _print_consolidation(result)
+    raise typer.Exit(0 if report.valid and result.master else 1)
+
+
+@history_app.command("export")
+def history_export(
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
+    dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", help="The CSV file to write."),
+):
+    """Write every consolidated value as CSV for BI tools.
+
+    Example: derbyxl history export --out outputs/history.csv
+    """
+    from derbyxl.history import History
+
+    if not history.exists():
+        raise UsageError(f"no history database at {history}")
+    with History(history) as h:
+        n = h.export_csv(dest)
+        periods = h.periods()
+    out.print(f"{n} rows from {len(periods)} period(s) ({', '.join(periods)}) written to {dest}")
+
+
+@history_app.command("show")
+def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database.")):
+    """List the consolidated periods.
+
+    Example: derbyxl history show
+    """
+    from derbyxl.history import History
+
+    if not history.exists():
+        raise UsageError(f"no history database at {history}")
+    with History(history) as h:
+        for p in h.periods():
+            out.print(p)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: runs the app, mapping expected failures to exit codes."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UsageError as exc:
+        err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # noqa: BLE001
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        if os.environ.get("DERBYXL_DEBUG") == "1":
+            raise
+        err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {exc} (run with --debug for details)", highlight=False)
+        return 1
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

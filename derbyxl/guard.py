@@ -1,0 +1,304 @@
+"""A cheap pre-scan of an untrusted workbook, before any real reader touches it.
+
+python-calamine reads returns many times faster than openpyxl, but a workbook with a single cell
+at XFD1048576 makes it allocate the whole grid and abort the process (SIGABRT, which Python
+cannot catch). So every file first passes through :func:`scan`, which looks at the raw zip:
+its size and entries, its content types, any DTD (entity bombs, external entities), external
+links, and the position of every cell reference, streaming each sheet's XML in chunks with a
+byte limit. Only files that pass are handed to calamine.
+
+The scan also collects what calamine does not report: cells holding Excel error values
+(``#REF!``, ``#DIV/0!``), which calamine returns as empty strings.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defusedxml import ElementTree as SafeET
+
+from derbyxl.findings import Finding, finding
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work done for one returned file. All are checked before expensive work."""
+
+    max_file_bytes: int = 20_000_000
+    max_uncompressed_bytes: int = 150_000_000
+    max_entries: int = 1_000
+    max_compression_ratio: int = 200
+    max_rows: int = 20_000
+    max_cols: int = 100
+    max_cells: int = 500_000
+    max_seconds: float = 30.0
+
+
+DEFAULT_LIMITS = Limits()
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+_WORKBOOK_CT = b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+_MACRO_CT = b"application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
+_ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_ROW_R = re.compile(rb'\br="([0-9]{1,8})"')
+_ATTR_R = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
+_ATTR_T_ERROR = re.compile(rb'\bt="e"')
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_CHUNK = 1 << 20
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+@dataclass
+class ScanResult:
+    """What the pre-scan learned. ``ok`` is False when the file must not be read further."""
+
+    findings: list[Finding] = field(default_factory=list)
+    sheets: dict[str, str] = field(default_factory=dict)  # sheet name -> part name
+    error_cells: dict[str, set[str]] = field(default_factory=dict)  # sheet name -> {"G5", ...}
+    ok: bool = True
+
+
+def _col_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _sniff_type(head: bytes, suffix: str) -> tuple[str, str]:
+    if head.startswith(b"%PDF"):
+        return "wrong-file-type", "it is a PDF document"
+    if head[:4] in (b"\x89PNG", b"GIF8") or head[:3] == b"\xff\xd8\xff":
+        return "wrong-file-type", "it is a picture"
+    if head.lstrip().startswith((b"<?xml", b"<html", b"<!DOCTYPE", b"<HTML")):
+        return "wrong-file-type", "it is an XML or web page file, not a workbook"
+    try:
+        head.decode("utf-8")
+        return "wrong-file-type", "it is a text file (perhaps a CSV saved with an .xlsx name)"
+    except UnicodeDecodeError:
+        return "wrong-file-type", f"its contents are not a workbook (it was named {suffix or 'without an extension'})"
+
+
+def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None = None) -> ScanResult:
+    """Pre-scan a returned file. Never raises for a bad file: problems become findings.
+
+    Args:
+        path: the returned file.
+        limits: the bounds to enforce.
+        workbook: the name findings should use (the file name by default).
+
+    Returns:
+        A :class:`ScanResult`; when ``ok`` is False, its findings say why.
+    """
+    path = Path(path)
+    name = workbook or path.name
+    res = ScanResult()
+
+    def stop(code, message=None, **kw):
+        res.findings.append(finding(code, name, message, **kw))
+        res.ok = False
+        return res
+
+    started = time.monotonic()
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return stop("file-missing", str(path))
+    except OSError as exc:
+        return stop("corrupt-file", f"it could not be opened ({exc.strerror or exc})")
+    if not path.is_file():
+        return stop("wrong-file-type", "it is not a regular file")
+    if size == 0:
+        return stop("file-empty")
+    if size > limits.max_file_bytes:
+        return stop("file-too-large", f"{size:,} bytes, over the limit of {limits.max_file_bytes:,}")
+    suffix = path.suffix.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_OLE_MAGIC):
+        with open(path, "rb") as fh:
+            blob = fh.read()
+        if _ENCRYPTED in blob:
+            return stop("password-protected")
+        return stop("legacy-xls", "the file is in the Excel 97-2003 format" + (" but named .xlsx" if suffix == ".xlsx" else ""))
+    if suffix == ".xlsm":
+        return stop("macro-workbook", "the file is named .xlsm")
+    if suffix in (".xls", ".xlsb", ".ods", ".csv", ".pdf", ".txt", ".docx"):
+        return stop("wrong-file-type", f"the file is named {suffix}")
+    if not head.startswith(b"PK"):
+        code, why = _sniff_type(open(path, "rb").read(512), suffix)
+        return stop(code, why)
+    if suffix != ".xlsx":
+        return stop("wrong-file-type", f"the file is named {suffix or 'without an extension'}")
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        return stop("corrupt-file", f"it is not a complete zip archive ({exc})")
+    with zf:
+        try:
+            infos = zf.infolist()
+        except Exception as exc:  # noqa: BLE001 - any failure to list means a damaged archive
+            return stop("corrupt-file", str(exc))
+        if len(infos) > limits.max_entries:
+            return stop("zip-bomb", f"{len(infos):,} parts, over the limit of {limits.max_entries:,}")
+        total = sum(i.file_size for i in infos)
+        if total > limits.max_uncompressed_bytes:
+            return stop("zip-bomb", f"{total:,} bytes uncompressed, over the limit of {limits.max_uncompressed_bytes:,}")
+        for i in infos:
+            if i.compress_size and i.file_size > 1_000_000 and i.file_size / i.compress_size > limits.max_compression_ratio:
+                return stop("zip-bomb", f"part {i.filename} compresses {i.file_size / i.compress_size:,.0f} to 1")
+            if i.flag_bits & 0x1:
+                return stop("password-protected", "its parts are encrypted")
+        names = {i.filename for i in infos}
+        if "xl/vbaProject.bin" in names:
+            return stop("macro-workbook", "it contains a VBA project")
+        if "[Content_Types].xml" not in names:
+            return stop("missing-part", "[Content_Types].xml is missing")
+        if "xl/workbook.xml" not in names:
+            return stop("missing-part", "xl/workbook.xml is missing")
+        try:
+            ct = zf.read("[Content_Types].xml")
+            if _DTD.search(ct):
+                return stop("xml-forbidden", "[Content_Types].xml declares a DTD or entities")
+            if _MACRO_CT in ct:
+                return stop("macro-workbook", "its content type is macro-enabled")
+            if _WORKBOOK_CT not in ct:
+                return stop("wrong-file-type", "its content type is not an Excel workbook")
+            sheets = _sheet_parts(zf, names)
+        except _Stop as exc:
+            return stop(exc.code, exc.message)
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SafeET.ParseError) as exc:
+            return stop("corrupt-file", f"its workbook part cannot be read ({exc})")
+        except Exception as exc:  # noqa: BLE001 - defusedxml raises its own types for DTDs and entities
+            if type(exc).__module__.startswith("defusedxml"):
+                return stop("xml-forbidden", f"the workbook part declares entities ({type(exc).__name__})")
+            return stop("corrupt-file", f"its workbook part cannot be read ({exc})")
+        res.sheets = sheets
+        if any(n.startswith("xl/externalLinks/") for n in names):
+            res.findings.append(finding("external-link", name, "links to other workbooks were not followed"))
+        for sheet_name, part in sheets.items():
+            if part not in names:
+                return stop("missing-part", f"the part for sheet '{sheet_name}' ({part}) is missing")
+            try:
+                errors = _scan_sheet(zf, part, sheet_name, limits)
+            except _Stop as exc:
+                return stop(exc.code, exc.message, sheet=sheet_name)
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+                return stop("corrupt-file", f"sheet '{sheet_name}' cannot be read ({exc})", sheet=sheet_name)
+            if errors:
+                res.error_cells[sheet_name] = errors
+            if time.monotonic() - started > limits.max_seconds:
+                return stop("time-limit", f"over {limits.max_seconds:g} s")
+        for other in ("xl/sharedStrings.xml", "xl/styles.xml"):
+            if other in names:
+                try:
+                    with zf.open(other) as fh:
+                        if _DTD.search(fh.read(4096)):
+                            return stop("xml-forbidden", f"{other} declares a DTD or entities")
+                except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+                    return stop("corrupt-file", f"{other} cannot be read ({exc})")
+    return res
+
+
+class _Stop(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _sheet_parts(zf: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
+    """Map each sheet's name to its XML part, from workbook.xml and its relationships."""
+    wb_xml = zf.read("xl/workbook.xml")
+    if _DTD.search(wb_xml[:4096]):
+        raise _Stop("xml-forbidden", "xl/workbook.xml declares a DTD or entities")
+    root = SafeET.fromstring(wb_xml)
+    rels = {}
+    if "xl/_rels/workbook.xml.rels" in names:
+        rel_xml = zf.read("xl/_rels/workbook.xml.rels")
+        if _DTD.search(rel_xml[:4096]):
+            raise _Stop("xml-forbidden", "the workbook relationships declare a DTD or entities")
+        for rel in SafeET.fromstring(rel_xml):
+            target = rel.get("Target", "")
+            if target.startswith("/"):
+                part = target.lstrip("/")
+            else:
+                part = posixpath.normpath(posixpath.join("xl", target))
+            rels[rel.get("Id")] = part
+    out = {}
+    for el in root.iter():
+        if el.tag.endswith("}sheet") or el.tag == "sheet":
+            rid = el.get(_NS_REL)
+            if rid in rels:
+                out[el.get("name", "")] = rels[rid]
+    return out
+
+
+def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits) -> set[str]:
+    """Stream one sheet's XML: enforce the row, column and cell limits, note error cells."""
+    max_row = max_col = cells = rows = unplaced = 0
+    errors: set[str] = set()
+    tail = b""
+    read = 0
+    first = True
+    with zf.open(part) as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            read += len(chunk)
+            if first:
+                if _DTD.search(chunk[:4096]):
+                    raise _Stop("xml-forbidden", f"sheet '{sheet_name}' declares a DTD or entities")
+                first = False
+            # Keep the unfinished tag at the end of the chunk for the next round.
+            data = tail + chunk
+            cut = data.rfind(b"<")
+            if cut <= 0:
+                tail = data
+                continue
+            data, tail = data[:cut], data[cut:]
+            for m in _ROW.finditer(data):
+                rows += 1
+                rr = _ROW_R.search(m.group(1))
+                if rr and int(rr.group(1)) > max_row:
+                    max_row = int(rr.group(1))
+            for m in _CELL.finditer(data):
+                cells += 1
+                attrs = m.group(1)
+                r = _ATTR_R.search(attrs)
+                if r:
+                    col, row = _col_number(r.group(1)), int(r.group(2))
+                    if col > max_col:
+                        max_col = col
+                    if row > max_row:
+                        max_row = row
+                    if _ATTR_T_ERROR.search(attrs):
+                        errors.add((r.group(1) + r.group(2)).decode())
+                else:
+                    # Readers place a cell without a reference after the previous one; assume
+                    # the worst (all in one row) when bounding the grid.
+                    unplaced += 1
+            if unplaced > max_col:
+                max_col = unplaced
+            if max_row > limits.max_rows or rows > limits.max_rows:
+                raise _Stop("sheet-too-large", f"sheet '{sheet_name}' uses row {max(max_row, rows):,}; the limit is {limits.max_rows:,}")
+            if max_col > limits.max_cols:
+                raise _Stop("sheet-too-large", f"sheet '{sheet_name}' uses column {max_col:,}; the limit is {limits.max_cols:,}")
+            if cells > limits.max_cells or max(max_row, rows) * max_col > limits.max_cells * 4:
+                raise _Stop("sheet-too-large", f"sheet '{sheet_name}' has over {limits.max_cells:,} cells")
+    # The last piece.
+    for m in _CELL.finditer(tail):
+        r = _ATTR_R.search(m.group(1))
+        if r:
+            col, row = _col_number(r.group(1)), int(r.group(2))
+            if col > limits.max_cols or row > limits.max_rows:
+                raise _Stop("sheet-too-large", f"sheet '{sheet_name}' uses cell {(r.group(1) + r.group(2)).decode()}")
+    return errors

@@ -1,0 +1,364 @@
+"""The master workbook of a quarter, written with xlsxwriter.
+
+Sheets: Summary (per theme and portfolio, with a chart), one sheet per portfolio laid out like
+the council's published tables, Exceptions (Red and Amber), Submissions, and Data (one flat row
+per item in an Excel table, for pivot tables).
+
+Status colours are conditional formats keyed on the status text (one rule per colour), so a
+colour follows the value if someone edits it. All text from returns is written with
+``write_string``: commentary such as ``=HYPERLINK(...)`` stays text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from derbyxl import __version__, rag
+from derbyxl.periods import Period
+from derbyxl.register import Register
+from derbyxl.summary import MEASURE_STATUSES, by_group, summarise
+from derbyxl.values import NUMBER_FORMATS
+from derbyxl.xlsx_util import row_height, write_number, write_text
+
+DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
+STATUS_RULES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET)
+DATA_COLUMNS = (
+    ("Ref", "ref", 14),
+    ("Kind", "kind", 9),
+    ("Portfolio", "portfolio", 30),
+    ("Theme", "theme", 18),
+    ("Description", "description", 50),
+    ("Unit", "unit", 9),
+    ("Actual", "actual", 13),
+    ("Target", "target", 12),
+    ("Status", "status", 12),
+    ("DoT", "dot", 14),
+    ("DoT short term", "dot_short", 14),
+    ("Previous actual", "previous_actual", 13),
+    ("Risk score", "score", 10),
+    ("Reported status", "status_word", 16),
+    ("Commentary", "commentary", 60),
+    ("Note", "note", 18),
+    ("Period", "period", 11),
+    ("Source file", "source_file", 30),
+)
+KIND_TITLES = (("action", "Actions identified in the Delivery Plan"), ("measure", "Delivery Plan measures"), ("project", "Priority projects"), ("risk", "Strategic risks"))
+
+
+def master_filename(period: Period) -> str:
+    return f"master_{period.key}.xlsx"
+
+
+def sheet_name(name: str, taken: set[str]) -> str:
+    """A valid, unique sheet name (31 characters, none of []:*?/\\)."""
+    clean = "".join("-" if ch in "[]:*?/\\" else ch for ch in name).strip("'") or "Sheet"
+    base = clean[:31].rstrip()
+    out, n = base, 2
+    while out.lower() in {t.lower() for t in taken}:
+        suffix = f" ({n})"
+        out = base[: 31 - len(suffix)].rstrip() + suffix
+        n += 1
+    taken.add(out)
+    return out
+
+
+class _Formats:
+    def __init__(self, wb):
+        self.wb = wb
+        self.header = wb.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F3864", "text_wrap": True, "valign": "top", "border": 1})
+        self.title = wb.add_format({"bold": True, "font_size": 16, "font_color": "#1F3864"})
+        self.section = wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1})
+        self.text = wb.add_format({"text_wrap": True, "valign": "top", "border": 1, "border_color": "#BFBFBF"})
+        self.plain = wb.add_format({"valign": "top", "border": 1, "border_color": "#BFBFBF"})
+        self.pct = wb.add_format({"num_format": "0%", "border": 1, "border_color": "#BFBFBF"})
+        self.int = wb.add_format({"num_format": "#,##0", "border": 1, "border_color": "#BFBFBF"})
+        self.total = wb.add_format({"bold": True, "num_format": "#,##0", "top": 2})
+        self.total_pct = wb.add_format({"bold": True, "num_format": "0%", "top": 2})
+        self.total_text = wb.add_format({"bold": True, "top": 2})
+        self.note = wb.add_format({"italic": True, "font_color": "#595959"})
+        self.status = {
+            s: wb.add_format({"bg_color": c, "font_color": rag.STATUS_FONT.get(s, "#000000"), "bold": True})
+            for s, c in rag.STATUS_COLOURS.items()
+        }
+        self.dot_up = wb.add_format({"font_color": "#2E7D32"})
+        self.dot_down = wb.add_format({"font_color": "#C62828"})
+        self._units = {}
+
+    def unit(self, unit):
+        key = unit or "number"
+        if key not in self._units:
+            self._units[key] = self.wb.add_format({"num_format": NUMBER_FORMATS.get(key, "General"), "valign": "top", "border": 1, "border_color": "#BFBFBF"})
+        return self._units[key]
+
+
+def _status_rules(ws, f: _Formats, first_row: int, last_row: int, col: int):
+    if last_row < first_row:
+        return
+    for s in STATUS_RULES:
+        ws.conditional_format(first_row, col, last_row, col, {"type": "cell", "criteria": "==", "value": f'"{s}"', "format": f.status[s]})
+
+
+def _dot_rules(ws, f: _Formats, first_row: int, last_row: int, col: int):
+    if last_row < first_row:
+        return
+    ws.conditional_format(first_row, col, last_row, col, {"type": "text", "criteria": "containing", "value": "Improving", "format": f.dot_up})
+    ws.conditional_format(first_row, col, last_row, col, {"type": "text", "criteria": "containing", "value": "Deteriorating", "format": f.dot_down})
+
+
+def _print(ws, title: str, landscape=True, repeat: int | None = 0):
+    if landscape:
+        ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    if repeat is not None:
+        ws.repeat_rows(repeat)
+    ws.set_header(f"&L&8{title.replace('&', '&&')}&R&8&A")
+    ws.set_footer("&L&8derbyxl master&RPage &P of &N")
+
+
+def _value(ws, f, r, c, row, key):
+    """Write Actual/Target/Previous: numbers by unit for measures, words for the others."""
+    v = row.get(key)
+    if row["kind"] == "measure":
+        if v is None:
+            if key == "actual" and row.get("note"):
+                return write_text(ws, r, c, row["note"], f.plain)
+            if key == "target":
+                return write_text(ws, r, c, "No target", f.plain)
+            return write_text(ws, r, c, None, f.plain)
+        return write_number(ws, r, c, v, f.unit(row.get("unit")))
+    if key == "actual":
+        return write_text(ws, r, c, row.get("status_word"), f.plain)
+    return write_text(ws, r, c, "N/A" if key == "target" else None, f.plain)
+
+
+def write_master(path: str | Path, register: Register, result) -> None:
+    """Write the master workbook of a consolidation result to ``path``."""
+    period: Period = result.period
+    rows = result.rows
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False})
+    wb.set_properties(
+        {
+            "title": f"Performance master {period.label}",
+            "subject": f"Quarterly performance {period.label}",
+            "author": "derbyxl",
+            "keywords": f"performance, {period.key}",
+            "comments": f"Generated by derbyxl {__version__} at {result.generated_at}",
+        }
+    )
+    wb.set_custom_property("Period", period.label)
+    wb.set_custom_property("Generated at", result.generated_at)
+    f = _Formats(wb)
+    taken: set[str] = set()
+    _summary(wb, f, register, result, sheet_name("Summary", taken))
+    for portfolio in register.portfolios:
+        _portfolio_sheet(wb, f, portfolio, [r for r in rows if r["portfolio"] == portfolio], period, sheet_name(portfolio, taken))
+    _exceptions(wb, f, rows, period, sheet_name("Exceptions", taken))
+    _submissions(wb, f, result, sheet_name("Submissions", taken))
+    _data(wb, f, rows, sheet_name("Data", taken))
+    wb.close()
+
+
+def _summary(wb, f, register, result, name):
+    ws = wb.add_worksheet(name)
+    ws.activate()
+    period, rows = result.period, result.rows
+    ws.write_string(0, 0, f"Performance summary {period.label}", f.title)
+    returned = len({s.report.portfolio for s in result.submissions if s.used})
+    ws.write_string(1, 0, f"{returned} of {len(register.portfolios)} portfolios returned a valid return. Generated {result.generated_at}.", f.note)
+    if result.missing:
+        ws.write_string(2, 0, "Missing or invalid: " + "; ".join(result.missing), f.note)
+    headers = ["", "Measures", "Actions", "Projects", "Risks", *MEASURE_STATUSES, "% meeting target (where set)", "% improved (year on year)", "% actions delivered or on track", "% projects Green or Green/Amber"]
+    widths = [46, 9, 8, 8, 7, 7, 7, 7, 7, 9, 8, 12, 12, 12, 12]
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, w)
+    r = 4
+    chart_rows = {}
+    for label, key, order in (("Theme", "theme", register.themes), ("Portfolio", "portfolio", register.portfolios)):
+        headers[0] = label
+        for c, h in enumerate(headers):
+            ws.write_string(r, c, h, f.header)
+        ws.set_row(r, 45)
+        if key == "theme":
+            for c, s in enumerate(MEASURE_STATUSES):
+                ws.write_string(r, 5 + c, s, f.status[s])
+        first = r + 1
+        groups = by_group(rows, key, order)
+        for g in groups:
+            r += 1
+            _summary_row(ws, f, r, g, label_fmt=f.plain, num=f.int, pct=f.pct)
+        chart_rows[key] = (first, r)
+        r += 1
+        _summary_row(ws, f, r, summarise(rows, "All"), label_fmt=f.total_text, num=f.total, pct=f.total_pct)
+        r += 3
+    ws.freeze_panes(5, 1)
+    first, last = chart_rows["theme"]
+    chart = wb.add_chart({"type": "bar", "subtype": "stacked"})
+    for i, s in enumerate((rag.BLUE, rag.GREEN, rag.AMBER, rag.RED)):
+        col = 5 + MEASURE_STATUSES.index(s)
+        chart.add_series(
+            {
+                "name": [name, 4, col],
+                "categories": [name, first, 0, last, 0],
+                "values": [name, first, col, last, col],
+                "fill": {"color": rag.STATUS_COLOURS[s]},
+                "border": {"color": "#FFFFFF"},
+                "gap": 60,
+            }
+        )
+    chart.set_title({"name": "Measures by status and theme"})
+    chart.set_y_axis({"reverse": True})
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 620, "height": 300})
+    ws.insert_chart(r, 0, chart)
+    _print(ws, f"Performance summary {period.label}", repeat=None)
+
+
+def _summary_row(ws, f, r, g, label_fmt, num, pct):
+    write_text(ws, r, 0, g.name, label_fmt)
+    for c, k in enumerate(("measure", "action", "project", "risk")):
+        ws.write_number(r, 1 + c, g.counts[k], num)
+    for c, s in enumerate(MEASURE_STATUSES):
+        ws.write_number(r, 5 + c, g.measure_status[s], num)
+    for c, v in enumerate((g.pct_meeting_target, g.pct_improved, g.pct_actions_on_track, g.pct_projects_green)):
+        if v is None:
+            ws.write_string(r, 11 + c, "-", label_fmt)
+        else:
+            ws.write_number(r, 11 + c, v, pct)
+
+
+PORTFOLIO_COLUMNS = (
+    ("Ref", 13),
+    ("Description", 52),
+    ("Previous actual", 13),
+    ("Actual", 14),
+    ("Status", 12),
+    ("Target", 12),
+    ("DoT (short term)", 15),
+    ("DoT (year on year)", 15),
+    ("Theme", 17),
+    ("Commentary", 50),
+)
+
+
+def _portfolio_sheet(wb, f, portfolio, rows, period, name):
+    ws = wb.add_worksheet(name)
+    for c, (h, w) in enumerate(PORTFOLIO_COLUMNS):
+        ws.set_column(c, c, w)
+        ws.write_string(0, c, h, f.header)
+    ws.set_row(0, 30)
+    r = 0
+    status_ranges = []
+    for kind, title in KIND_TITLES:
+        group = [row for row in rows if row["kind"] == kind]
+        if not group:
+            continue
+        r += 1
+        ws.merge_range(r, 0, r, len(PORTFOLIO_COLUMNS) - 1, f"{title} {period.year_label}", f.section)
+        start = r + 1
+        for row in group:
+            r += 1
+            write_text(ws, r, 0, row["ref"], f.plain)
+            write_text(ws, r, 1, row["description"], f.text)
+            _value(ws, f, r, 2, row, "previous_actual")
+            _value(ws, f, r, 3, row, "actual")
+            write_text(ws, r, 4, row["status"], f.plain)
+            _value(ws, f, r, 5, row, "target")
+            write_text(ws, r, 6, DOT_SYMBOL.get(row.get("dot_short"), "N/A" if kind != "measure" else ""), f.plain)
+            write_text(ws, r, 7, DOT_SYMBOL.get(row.get("dot"), "N/A" if kind != "measure" else ""), f.plain)
+            write_text(ws, r, 8, row["theme"], f.plain)
+            write_text(ws, r, 9, row.get("commentary"), f.text)
+            h = row_height([(row["description"], 52), (row.get("commentary"), 50)])
+            if h:
+                ws.set_row(r, h)
+        status_ranges.append((start, r))
+    for start, end in status_ranges:
+        _status_rules(ws, f, start, end, 4)
+        _dot_rules(ws, f, start, end, 6)
+        _dot_rules(ws, f, start, end, 7)
+    ws.freeze_panes(1, 1)
+    ws.autofilter(0, 0, max(r, 1), len(PORTFOLIO_COLUMNS) - 1)
+    _print(ws, f"{portfolio} - {period.label}")
+
+
+def _exceptions(wb, f, rows, period, name):
+    ws = wb.add_worksheet(name)
+    cols = (("Portfolio", 30), ("Ref", 13), ("Kind", 9), ("Description", 45), ("Status", 12), ("Actual", 13), ("Target", 12), ("Commentary", 60))
+    for c, (h, w) in enumerate(cols):
+        ws.set_column(c, c, w)
+        ws.write_string(0, c, h, f.header)
+    order = {rag.RED: 0, rag.AMBER_RED: 1, rag.AMBER: 2}
+    picked = sorted((row for row in rows if row["status"] in order), key=lambda row: (order[row["status"]], row["portfolio"], row["ref"]))
+    r = 0
+    for row in picked:
+        r += 1
+        write_text(ws, r, 0, row["portfolio"], f.text)
+        write_text(ws, r, 1, row["ref"], f.plain)
+        write_text(ws, r, 2, row["kind"], f.plain)
+        write_text(ws, r, 3, row["description"], f.text)
+        write_text(ws, r, 4, row["status"], f.plain)
+        _value(ws, f, r, 5, row, "actual")
+        _value(ws, f, r, 6, row, "target")
+        write_text(ws, r, 7, row.get("commentary"), f.text)
+        h = row_height([(row["description"], 45), (row.get("commentary"), 60), (row["portfolio"], 30)])
+        if h:
+            ws.set_row(r, h)
+    if not picked:
+        ws.write_string(1, 0, "No Red or Amber items this quarter.", f.note)
+    _status_rules(ws, f, 1, max(r, 1), 4)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(r, 1), len(cols) - 1)
+    _print(ws, f"Exceptions - {period.label}")
+
+
+def _submissions(wb, f, result, name):
+    ws = wb.add_worksheet(name)
+    cols = (("Portfolio", 30), ("File", 40), ("SHA-256", 20), ("Received", 20), ("Signed off by", 18), ("Signed date", 11), ("Valid", 7), ("Errors", 7), ("Warnings", 9), ("Used", 28))
+    for c, (h, w) in enumerate(cols):
+        ws.set_column(c, c, w)
+        ws.write_string(0, c, h, f.header)
+    r = 0
+    for s in sorted(result.submissions, key=lambda s: (s.report.portfolio or "~", s.report.workbook)):
+        fr = s.report
+        r += 1
+        for c, v in enumerate((fr.portfolio or "(unknown)", fr.workbook, fr.sha256, s.received, fr.signed_by, fr.signed_date, "Yes" if fr.valid else "No")):
+            write_text(ws, r, c, v, f.plain)
+        ws.write_number(r, 7, fr.errors, f.int)
+        ws.write_number(r, 8, fr.warnings, f.int)
+        write_text(ws, r, 9, s.note, f.plain)
+    for p in result.missing:
+        r += 1
+        write_text(ws, r, 0, p, f.plain)
+        write_text(ws, r, 1, "no valid return", f.plain)
+        write_text(ws, r, 9, "MISSING", f.status[rag.RED])
+    ws.conditional_format(1, 6, max(r, 1), 6, {"type": "cell", "criteria": "==", "value": '"No"', "format": f.status[rag.RED]})
+    ws.freeze_panes(1, 1)
+    ws.autofilter(0, 0, max(r, 1), len(cols) - 1)
+    _print(ws, f"Submissions - {result.period.label}")
+
+
+def _data(wb, f, rows, name):
+    ws = wb.add_worksheet(name)
+    for c, (_, _, w) in enumerate(DATA_COLUMNS):
+        ws.set_column(c, c, w)
+    for r, row in enumerate(rows, start=1):
+        for c, (_, key, _) in enumerate(DATA_COLUMNS):
+            v = row.get(key)
+            if key in ("actual", "target", "previous_actual") and row["kind"] == "measure":
+                write_number(ws, r, c, v, f.unit(row.get("unit")))
+            elif key == "score":
+                write_number(ws, r, c, v, f.int)
+            else:
+                write_text(ws, r, c, v if v is None or isinstance(v, str) else str(v), None)
+    last = max(len(rows), 1)
+    ws.add_table(
+        0, 0, last, len(DATA_COLUMNS) - 1,
+        {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h} for h, _, _ in DATA_COLUMNS]},
+    )
+    _status_rules(ws, f, 1, last, [k for _, k, _ in DATA_COLUMNS].index("status"))
+    ws.freeze_panes(1, 1)
+    _print(ws, "Data")
