@@ -321,6 +321,9 @@ def check_values(records: list[dict]) -> list[Finding]:
         except pa.errors.SchemaErrors as exc:
             cases = exc.failure_cases
         reported: set[tuple[int, str]] = set()
+        # Values already reported while reading (not a number, an Excel error...) are not
+        # reported again as missing or out of range.
+        pre_bad = [set(r["bad"]) for r in rows]
         for case in cases.itertuples(index=False):
             idx = case.index
             if idx is None or (isinstance(idx, float) and math.isnan(idx)):
@@ -336,7 +339,7 @@ def check_values(records: list[dict]) -> list[Finding]:
             if column.startswith("_"):
                 column = "actual"
             key = "status" if column == "status_word" else column
-            if (idx, key) in reported:
+            if (idx, key) in reported or key in pre_bad[idx]:
                 continue
             reported.add((idx, key))
             r = rows[idx]

@@ -276,6 +276,13 @@ def demo(
     reg = load_register(sample_register_path())
     period = Period.parse("2024-25-Q4")
     tdir, rdir, odir = workdir / "templates", workdir / "returns", workdir / "outputs"
+    # The demo writes sample returns into returns/; it must never overwrite a real one there.
+    marker = rdir / ".derbyxl-demo"
+    ours = set(marker.read_text().split("\n")) if marker.exists() else set()
+    foreign = [p.name for p in rdir.glob("*.xlsx")] if rdir.exists() else []
+    foreign = [n for n in foreign if n not in ours]
+    if foreign:
+        raise UsageError(f"{rdir} holds returns the demo did not write ({', '.join(foreign[:3])}); run the demo with --dir pointing elsewhere")
     out.rule(f"1. Templates for {period.label} ({len(reg.items)} items, {len(reg.portfolios)} portfolios)")
     written = write_templates(reg, period, tdir)
     for info in written:
@@ -283,6 +290,7 @@ def demo(
     out.rule("2. Service leads fill them in (the council's published Q4 2024/25 answers)")
     answers = load_answers()
     returned = [fill_return(info.path, answers, rdir / info.path.name) for info in written]
+    marker.write_text("\n".join(sorted(ours | {p.name for p in returned})))
     for path in returned:
         out.print(f"  {path}")
     out.rule("3. Validation")

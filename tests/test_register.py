@@ -1,0 +1,106 @@
+import csv
+
+import pytest
+import xlsxwriter
+
+from derbyxl.register import REQUIRED_COLUMNS, RegisterError, load_register, sample_register_path
+
+
+def test_sample_register_counts(register):
+    kinds = {}
+    for item in register.items:
+        kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    assert len(register.items) == 199
+    assert len(register.portfolios) == 9
+    assert kinds == {"measure": 94, "action": 55, "project": 32, "risk": 18}
+    assert register.themes and set(register.themes) == {"A City of Growth", "A Green City", "A Resilient City", "A Vibrant City", "Working Smarter"}
+
+
+def test_sample_values_follow_excel(register):
+    neet = register.by_ref["EHCS PM21"]
+    assert (neet.unit, neet.polarity, neet.target, neet.previous_actual) == ("percent", "lower", pytest.approx(0.047), pytest.approx(0.047))
+    assert register.by_ref["CM PM03"].tolerances.green_within == pytest.approx(0.005)
+    assert register.by_ref["Regen PM18"].unit == "money"
+    assert register.by_ref["EHCS PM28"].target is None
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+GOOD = ["M1", "measure", "Residual waste", "Streetpride", "A Green City", "kg", "lower", "530", "518"]
+
+
+def test_headers_match_ignoring_case_and_spacing(tmp_path):
+    header = [h.upper().replace(" ", "  ") for h in REQUIRED_COLUMNS]
+    reg = load_register(_write_csv(tmp_path / "r.csv", header, [GOOD]))
+    assert reg.by_ref["M1"].target == 530
+
+
+def test_broken_register_lists_every_problem(tmp_path):
+    rows = [
+        GOOD,
+        GOOD,  # duplicate ref
+        ["A1", "activity", "Something", "P", "T", "", "", "", ""],  # unknown kind
+        ["M2", "measure", "No polarity", "P", "T", "percent", "", "50%", ""],  # target without polarity
+        ["M3", "measure", "Bad target", "P", "T", "number", "higher", "lots", ""],  # non-numeric target
+        ["M4", "measure", "", "P", "T", "furlongs", "higher", "3", ""],  # empty description, unknown unit
+    ]
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "bad.csv", REQUIRED_COLUMNS, rows))
+    found = {(p.row, p.column) for p in exc.value.problems}
+    assert found == {(3, "Ref"), (4, "Kind"), (5, "Polarity"), (6, "Target"), (7, "Description"), (7, "Unit")}
+
+
+def test_missing_columns_are_all_named(tmp_path):
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "r.csv", ["Ref", "Kind", "Description"], [["X", "action", "d"]]))
+    assert [p.column for p in exc.value.problems] == ["Portfolio", "Theme", "Unit", "Polarity", "Target", "Previous actual"]
+
+
+def test_percent_target_typed_as_whole_number_is_refused(tmp_path):
+    row = ["M1", "measure", "d", "P", "T", "percent", "higher", 94, ""]
+    path = tmp_path / "r.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Register")
+    ws.write_row(0, 0, REQUIRED_COLUMNS)
+    ws.write_row(1, 0, row)
+    wb.close()
+    with pytest.raises(RegisterError) as exc:
+        load_register(path)
+    assert "9400%" in str(exc.value.problems[0])
+
+
+def test_xlsx_register_with_percent_cells(tmp_path):
+    path = tmp_path / "r.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Register")
+    ws.write_row(0, 0, REQUIRED_COLUMNS + ("Green within",))
+    ws.write_row(1, 0, ["M1", "Measure", "d", "P", "T", "%", "Higher", 0.938, 0.932, "0.5%"])
+    wb.close()
+    item = load_register(path).by_ref["M1"]
+    assert (item.unit, item.polarity, item.target, item.tolerances.green_within) == ("percent", "higher", 0.938, 0.005)
+
+
+def test_xlsx_register_needs_register_sheet(tmp_path):
+    path = tmp_path / "r.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    wb.add_worksheet("Items")
+    wb.close()
+    with pytest.raises(RegisterError, match="problem"):
+        load_register(path)
+
+
+def test_fingerprint_changes_with_a_target(tmp_path):
+    a = load_register(sample_register_path())
+    rows = list(csv.reader(open(sample_register_path(), encoding="utf-8")))
+    for row in rows:
+        if row[0] == "CS 01":
+            row[7] = "520"
+    b = load_register(_write_csv(tmp_path / "r.csv", rows[0], rows[1:]))
+    assert a.fingerprint != b.fingerprint
+    assert a.portfolio_fingerprint("Children, Young People and Skills") == b.portfolio_fingerprint("Children, Young People and Skills")

@@ -1,0 +1,212 @@
+"""Templates checked by their meaning: items, validations, protection, formats, the stamp,
+and the live preview formula evaluated against the Python rules."""
+
+import warnings
+
+import pytest
+import xlsxwriter
+from openpyxl import load_workbook
+
+from derbyxl import rag
+from derbyxl.demo import fill_return
+from derbyxl.read import read_return
+from derbyxl.spec import FORMAT_VERSION, SHEET_BY_NAME, STAMP_SHEET
+
+from .conftest import Q4, convert_to_pdf, template_path
+
+
+def _load(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_workbook(path)
+
+
+def test_one_workbook_per_portfolio_with_every_item_once(register, template_dir):
+    files = sorted(template_dir.glob("*.xlsx"))
+    assert len(files) == 9
+    seen = {}
+    for path in files:
+        wb = _load(path)
+        stamp = dict(r for r in wb[STAMP_SHEET].iter_rows(values_only=True))
+        portfolio = stamp["portfolio"]
+        for name in wb.sheetnames:
+            if name not in SHEET_BY_NAME:
+                continue
+            spec = SHEET_BY_NAME[name]
+            for row in wb[name].iter_rows(min_row=2, values_only=True):
+                ref = row[0]
+                assert ref not in seen, f"{ref} in {path.name} and {seen.get(ref)}"
+                seen[ref] = path.name
+                item = register.by_ref[ref]
+                assert (item.portfolio, item.kind) == (portfolio, spec.kind)
+    assert set(seen) == set(register.by_ref)
+
+
+def test_inputs_validated_and_unlocked_everything_else_locked(template_dir):
+    for path in template_dir.glob("*.xlsx"):
+        wb = _load(path)
+        for name in wb.sheetnames:
+            if name not in SHEET_BY_NAME:
+                continue
+            ws, spec = wb[name], SHEET_BY_NAME[name]
+            assert ws.protection.sheet and ws.protection.sort is False and ws.protection.autoFilter is False  # False = allowed
+            assert ws.freeze_panes == "C2"
+            assert ws.auto_filter.ref
+            validated = set()
+            for dv in ws.data_validations.dataValidation:
+                assert dv.showErrorMessage and dv.showInputMessage and dv.prompt
+                for rng in dv.sqref.ranges:
+                    validated.add(rng.coord)
+            inputs = {c.caption for c in spec.inputs}
+            for r in range(2, ws.max_row + 1):
+                for c, col in enumerate(spec.columns, start=1):
+                    cell = ws.cell(r, c)
+                    if col.caption in inputs:
+                        assert cell.protection.locked is False, (path.name, cell.coordinate)
+                        assert cell.coordinate in validated, (path.name, cell.coordinate)
+                        assert cell.fill.fgColor.rgb.endswith("FFF9DB")
+                    else:
+                        assert cell.protection.locked is True, (path.name, cell.coordinate)
+            assert ws.page_setup.orientation == "landscape"
+            assert ws.print_title_rows == "$1:$1"
+
+
+def test_measure_cells_formatted_by_unit(template_dir):
+    ws = _load(template_path(template_dir, "Children"))["Measures"]
+    header = [c.value for c in ws[1]]
+    rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
+    actual = header.index("Actual")
+    assert rows["EHCS PM21"][actual].number_format == "0.0%"
+    assert rows["EHCS PM21"][header.index("Target")].value == pytest.approx(0.047)
+    ws = _load(template_path(template_dir, "City-Centre"))["Measures"]
+    rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
+    assert rows["Regen PM18"][actual].number_format.startswith("£")
+
+
+def test_status_colours_are_conditional_formats(template_dir):
+    wb = _load(template_path(template_dir, "City-Centre"))
+    for name, expected in (("Measures", {'"Blue"', '"Green"', '"Amber"', '"Red"'}), ("Actions", {'"Completed"', '"On track"', '"Some slippage"', '"Major slippage"'}), ("Projects", {'"Green/Amber"', '"Amber/Red"'})):
+        formulas = {f for cf in wb[name].conditional_formatting for rule in cf.rules for f in rule.formula}
+        assert expected <= formulas, name
+
+
+def test_stamp_is_very_hidden_and_complete(register, template_dir):
+    wb = _load(template_path(template_dir, "Governance"))
+    ws = wb[STAMP_SHEET]
+    assert ws.sheet_state == "veryHidden"
+    stamp = dict(r for r in ws.iter_rows(values_only=True))
+    assert stamp["format_version"] == str(FORMAT_VERSION)
+    assert stamp["period"] == Q4.key and stamp["portfolio"] == "Governance and Finance"
+    assert stamp["register_fingerprint"] == register.fingerprint
+    assert wb["Cover"]["C20"].protection.locked is False
+
+
+def test_fill_as_excel_stores_and_read_back(tmp_path, register, template_dir, answers):
+    path = fill_return(template_path(template_dir, "Children"), answers, tmp_path / "filled.xlsx")
+    raw = read_return(path)
+    assert raw.stamp["portfolio"] == "Children, Young People and Skills"
+    read = {row.ref: row.values for sheet in raw.sheets.values() for row in sheet.rows}
+    items = register.for_portfolio("Children, Young People and Skills")
+    assert set(read) == {i.ref for i in items}
+    for item in items:
+        a = answers[item.ref]
+        got = read[item.ref]
+        if item.kind == "measure":
+            assert got.get("actual") == (pytest.approx(a["actual"]) if "actual" in a else None)
+        elif item.kind in ("action", "project"):
+            assert got["status"] == a["status"]
+        else:
+            assert (got["likelihood"], got["impact"]) == (a["likelihood"], a["impact"])
+        assert got.get("commentary") == a.get("commentary")
+    assert raw.sign_off["completed_by"] == "Service lead"
+
+
+PREVIEW_CASES = [
+    (110, 100, "higher", rag.KEY),
+    (109.99, 100, "higher", rag.KEY),
+    (98, 100, "higher", rag.KEY),
+    (97.99, 100, "higher", rag.KEY),
+    (90, 100, "higher", rag.KEY),
+    (89.99, 100, "higher", rag.KEY),
+    (0.98, 1.0, "higher", rag.KEY),
+    (90, 100, "lower", rag.KEY),
+    (102, 100, "lower", rag.KEY),
+    (110.01, 100, "lower", rag.KEY),
+    (0, 0, "lower", rag.KEY),
+    (1, 0, "lower", rag.KEY),
+    (-0.21, -0.17, "higher", rag.KEY),
+    (-0.15, -0.17, "higher", rag.KEY),
+    (None, 100, "higher", rag.KEY),
+    (5, None, "higher", rag.KEY),
+    (0.9325, 0.938, "higher", rag.Tolerances(green_within=0.005)),
+    (0.9375, 0.938, "higher", rag.Tolerances(green_within=0.005)),
+]
+
+
+def test_preview_formula_matches_python_rules(tmp_path):
+    formulas = pytest.importorskip("formulas")
+    path = tmp_path / "preview.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("S")
+    for i, (a, t, p, tol) in enumerate(PREVIEW_CASES):
+        if a is not None:
+            ws.write_number(i, 0, a)
+        if t is not None:
+            ws.write_number(i, 1, t)
+        ws.write_formula(i, 2, rag.measure_status_formula(f"A{i + 1}", f"B{i + 1}", p, tol))
+    wb.close()
+    solution = formulas.ExcelModel().loads(str(path)).finish().calculate()
+    values = {k.split("!")[-1].upper(): v.value[0, 0] for k, v in solution.items() if "!" in k}
+    for i, (a, t, p, tol) in enumerate(PREVIEW_CASES):
+        assert values[f"C{i + 1}"] == rag.measure_status(a, t, p, tol), (a, t, p)
+
+
+def test_preview_formula_in_a_generated_template(tmp_path, template_dir, answers):
+    """The real template's formula, evaluated after filling, agrees with the Python rules."""
+    formulas = pytest.importorskip("formulas")
+    path = fill_return(template_path(template_dir, "Governance"), answers, tmp_path / "g.xlsx")
+    solution = formulas.ExcelModel().loads(str(path)).finish().calculate()
+    wb = _load(path)
+    ws = wb["Measures"]
+    header = [c.value for c in ws[1]]
+    col = header.index("Status preview")
+    from derbyxl.register import load_register, sample_register_path
+
+    reg = load_register(sample_register_path())
+    checked = 0
+    for r in range(2, ws.max_row + 1):
+        ref = ws.cell(r, 1).value
+        item = reg.by_ref[ref]
+        key = next(k for k in solution if k.upper().endswith(f"MEASURES'!{ws.cell(r, col + 1).coordinate}"))
+        expected = rag.measure_status(answers[ref].get("actual"), item.target, item.polarity, item.tolerances)
+        assert solution[key].value[0, 0] == expected
+        checked += 1
+    assert checked == 3
+
+
+def test_one_portfolio_and_password(tmp_path, register):
+    from derbyxl.template import write_templates
+
+    written = write_templates(register, Q4, tmp_path, portfolios=["governance and finance"], password="s3cret")
+    assert [w.portfolio for w in written] == ["Governance and Finance"]
+    ws = _load(written[0].path)["Risks"]
+    assert ws.protection.sheet and ws.protection.password
+    with pytest.raises(ValueError, match="not in the register"):
+        write_templates(register, Q4, tmp_path, portfolios=["Nope"])
+
+
+def test_previous_actual_from_history(tmp_path, register):
+    from derbyxl.template import write_template
+
+    info = write_template(register, "Governance and Finance", Q4, tmp_path, previous={"CM PM03": 0.9111})
+    ws = _load(info.path)["Measures"]
+    rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
+    header = [c.value for c in ws[1]]
+    assert rows["CM PM03"][header.index("Previous actual")].value == pytest.approx(0.9111)
+    assert rows["CM PM10"][header.index("Previous actual")].value == pytest.approx(0.951)
+
+
+@pytest.mark.soffice
+def test_template_renders_in_libreoffice(tmp_path, template_dir):
+    pdf = convert_to_pdf(template_path(template_dir, "Children"), tmp_path)
+    assert pdf.read_bytes().startswith(b"%PDF")

@@ -1,0 +1,215 @@
+"""Validation: the good returns pass; each mistake an officer makes is reported with the right
+code at the right cell, and the good returns beside it still pass."""
+
+import json
+import zipfile
+
+import pytest
+
+from derbyxl.demo import fill_return
+from derbyxl.findings import CATALOGUE, FIELDS, flatten
+from derbyxl.periods import Period
+from derbyxl.template import write_template
+from derbyxl.validate import validate_file, validate_paths
+
+from .conftest import Q4, template_path
+from .faults import col_of, mutate, row_of, set_input
+
+CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
+GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
+
+
+def test_good_returns_have_no_errors(register, good_dir):
+    report = validate_paths([good_dir], register, period=Q4)
+    assert report.stats["files"] == 9
+    assert report.valid, [f for f in report.findings if f.severity == "error"]
+    assert sum(len(fr.rows) for fr in report.files) == 199
+    assert {f.code for f in report.findings} <= {"large-change"}
+
+
+def _set(sheet, ref, caption, value):
+    return lambda wb: set_input(wb, sheet, ref, caption, value)
+
+
+def _delete_row(sheet, ref):
+    def change(wb):
+        ws = wb[sheet]
+        ws.delete_rows(row_of(ws, ref))
+    return change
+
+
+def _rename(old, new):
+    def change(wb):
+        wb[old].title = new
+    return change
+
+
+# (file to break, change, expected (sheet, cell, code) findings that are errors)
+CASES = {
+    "text-in-number": (CHILDREN, _set("Measures", "EHCS PM29", "Actual", "about 56"), [("Measures", "G4", "not-a-number")]),
+    "percent-as-whole": (CHILDREN, _set("Measures", "EHCS PM29", "Actual", 56), [("Measures", "G4", "percent-as-whole")]),
+    "red-without-commentary": (CHILDREN, _set("Measures", "EHCS PM21", "Commentary", None), [("Measures", "I2", "missing-commentary")]),
+    "status-not-in-list": (CHILDREN, _set("Actions", "GW 04", "Status", "Done"), [("Actions", "C3", "invalid-status")]),
+    "missing-status": (CHILDREN, _set("Actions", "GW 04", "Status", None), [("Actions", "C3", "missing-status")]),
+    "likelihood-5": (GOVERNANCE, _set("Risks", "SR7_CR6", "Likelihood", 5), [("Risks", "C3", "invalid-risk-rating")]),
+    "likelihood-half": (GOVERNANCE, _set("Risks", "SR7_CR6", "Impact", 2.5), [("Risks", "D3", "invalid-risk-rating")]),
+    "missing-actual": (GOVERNANCE, _set("Measures", "CM PM10", "Actual", None), [("Measures", "G3", "missing-actual")]),
+    "date-in-number": (GOVERNANCE, _set("Measures", "LPD PM06", "Actual", __import__("datetime").datetime(2025, 3, 8)), [("Measures", "G4", "date-not-number")]),
+    "unit-mismatch": (GOVERNANCE, _set("Measures", "LPD PM06", "Actual", "8%"), [("Measures", "G4", "unit-mismatch")]),
+    "deleted-row": (GOVERNANCE, _delete_row("Measures", "CM PM10"), [("Measures", None, "missing-item")]),
+    "renamed-sheet": (GOVERNANCE, _rename("Risks", "Risks (2)"), [("Risks", None, "missing-sheet")] + [("Risks", None, "missing-item")] * 6),
+    "renamed-column": (GOVERNANCE, lambda wb: setattr(wb["Measures"]["G1"], "value", "Value"), [("Measures", "A1", "missing-column"), ("Measures", None, "missing-actual")] ),
+    "duplicate-row": (GOVERNANCE, lambda wb: [wb["Measures"].cell(5, c).__setattr__("value", wb["Measures"].cell(2, c).value) for c in range(1, 10)], [("Measures", "A5", "duplicate-item")]),
+    "unknown-item": (GOVERNANCE, lambda wb: setattr(wb["Measures"]["A5"], "value", "XX 99"), [("Measures", "A5", "unknown-item")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_mistake_is_reported_where_it_is(case, tmp_path, register, returns_copy):
+    name, change, expected = CASES[case]
+    bad = tmp_path / f"bad-{name}"
+    mutate(returns_copy / name, bad, change)
+    (returns_copy / name).unlink()
+    bad.rename(returns_copy / name)
+    report = validate_paths([returns_copy], register, period=Q4)
+    broken = next(fr for fr in report.files if fr.workbook == name)
+    errors = [f for f in broken.findings if f.severity == "error"]
+    got = sorted(((f.sheet, f.cell, f.code) for f in errors), key=str)
+    want = sorted(expected, key=str)
+    if case == "renamed-column":
+        # Without the Actual column every measure lacks an actual: one finding each, no cell.
+        assert got[0] == ("Measures", "A1", "missing-column") and {g[2] for g in got[1:]} == {"missing-actual"}
+    else:
+        assert got == want
+    others = [fr for fr in report.files if fr.workbook != name]
+    assert len(others) == 8 and all(fr.valid for fr in others)
+
+
+def test_wrong_period(tmp_path, register, answers, returns_copy):
+    q3 = write_template(register, "Governance and Finance", Period.parse("2024-25-Q3"), tmp_path)
+    fill_return(q3.path, answers, returns_copy / q3.path.name)
+    report = validate_paths([returns_copy], register, period=Q4)
+    fr = next(f for f in report.files if f.workbook == q3.path.name)
+    assert flatten(fr.findings) == [(None, None, "wrong-period")]
+    assert "this is the 2024/25 Q3 return; download the 2024/25 Q4 template" in fr.findings[0].message
+    # Without --period, the latest period claimed is expected: the stale return still stands out.
+    report = validate_paths([returns_copy], register)
+    assert [f.code for f in report.findings if f.severity == "error"] == ["wrong-period"]
+
+
+def test_outdated_template(tmp_path, register, good_dir):
+    def change(wb):
+        ws = wb["_derbyxl"]
+        for row in ws.iter_rows():
+            if row[0].value == "format_version":
+                row[1].value = "1"
+    path = mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, change)
+    assert flatten(validate_file(path, register).findings) == [(None, None, "outdated-template")]
+
+
+def test_not_a_return(tmp_path, register, good_dir):
+    path = mutate(good_dir / GOVERNANCE, tmp_path / "copy.xlsx", lambda wb: wb.remove(wb["_derbyxl"]))
+    assert [f.code for f in validate_file(path, register).findings] == ["not-a-return"]
+
+
+@pytest.mark.parametrize(
+    "name, content, code",
+    [
+        ("return.xlsm", None, "macro-workbook"),
+        ("truncated.xlsx", "truncate", "corrupt-file"),
+        ("empty.xlsx", b"", "file-empty"),
+        ("data.csv", b"Ref,Actual\nCM PM03,93\n", "wrong-file-type"),
+        ("renamed.xlsx", b"Ref,Actual\nCM PM03,93\n", "wrong-file-type"),
+    ],
+)
+def test_broken_files(tmp_path, register, good_dir, returns_copy, name, content, code):
+    src = (good_dir / GOVERNANCE).read_bytes()
+    if content is None:
+        content = src
+    elif content == "truncate":
+        content = src[: len(src) // 2]
+    (returns_copy / name).write_bytes(content)
+    report = validate_paths([returns_copy], register, period=Q4)
+    fr = next(f for f in report.files if f.workbook == name)
+    assert [f.code for f in fr.findings] == [code]
+    assert fr.findings[0].message and fr.findings[0].hint
+    assert sum(f.valid for f in report.files) == 9
+
+
+def test_typed_values_are_normalised_and_said(tmp_path, register, good_dir):
+    def change(wb):
+        set_input(wb, "Measures", "CM PM03", "Actual", "93.25%")
+        set_input(wb, "Measures", "LPD PM06", "Actual", "8")
+    path = mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, change)
+    fr = validate_file(path, register)
+    assert fr.valid
+    assert [(f.cell, f.code) for f in fr.findings] == [("G2", "value-normalised"), ("G4", "value-normalised")]
+    assert "'93.25%' was read as 93.25%" in fr.findings[0].message
+    row = next(r for r in fr.rows if r["ref"] == "CM PM03")
+    assert row["actual"] == pytest.approx(0.9325) and row["status"] == "Amber"
+
+
+def test_no_data_with_note_and_commentary_is_fine(tmp_path, register, good_dir):
+    def change(wb):
+        set_input(wb, "Measures", "LPD PM06", "Actual", None)
+        set_input(wb, "Measures", "LPD PM06", "Note", "data not yet available")
+        set_input(wb, "Measures", "LPD PM06", "Commentary", "Procurement system migration; figure due in May.")
+    fr = validate_file(mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, change), register)
+    assert fr.valid and fr.findings == []
+
+
+def test_sorted_sheet_reads_the_same(tmp_path, register, good_dir):
+    def change(wb):
+        ws = wb["Risks"]
+        rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
+        rows.reverse()
+        for r, values in enumerate(rows, start=2):
+            for c, v in enumerate(values, start=1):
+                ws.cell(r, c).value = v
+        # a note typed far below the table
+        ws.cell(400, 1).value = "Checked by the risk manager"
+    fr = validate_file(mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, change), register)
+    assert fr.valid
+    assert flatten(fr.findings) == [("Risks", "A400", "stray-row")]
+
+
+def test_json_equals_records(tmp_path, register, returns_copy):
+    mutate(returns_copy / CHILDREN, returns_copy / CHILDREN, _set("Measures", "EHCS PM29", "Actual", "about 56"))
+    report = validate_paths([returns_copy], register, period=Q4)
+    data = json.loads(report.to_json())
+    assert data == report.records() and data
+    assert all(list(d) == list(FIELDS) for d in data)
+    assert all(d["code"] in CATALOGUE for d in data)
+
+
+def test_files_are_never_modified(tmp_path, register, returns_copy):
+    before = {p.name: p.read_bytes() for p in returns_copy.iterdir()}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in returns_copy.iterdir()}
+    from derbyxl.annotate import annotate_report
+
+    report = validate_paths([returns_copy], register, period=Q4)
+    annotate_report(report, tmp_path / "annotated")
+    assert {p.name: p.read_bytes() for p in returns_copy.iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in returns_copy.iterdir()} == mtimes
+
+
+def test_annotated_copy(tmp_path, register, good_dir):
+    from derbyxl.annotate import annotate_file
+    from derbyxl.safe_openpyxl import load_workbook
+
+    path = mutate(good_dir / CHILDREN, tmp_path / CHILDREN, _set("Measures", "EHCS PM29", "Actual", "=HYPERLINK(\"http://x\")"))
+    original = path.read_bytes()
+    fr = validate_file(path, register)
+    out = annotate_file(fr, tmp_path / "annotated")
+    assert path.read_bytes() == original
+    wb = load_workbook(out)
+    assert wb.sheetnames[0] == "Problems"
+    problems = list(wb["Problems"].iter_rows(min_row=2, values_only=True))
+    assert [(p[1], p[2], p[4]) for p in problems if p[0] == "error"] == [("Measures", "G4", "not-a-number")]
+    link = wb["Problems"]["C2"].hyperlink
+    assert link.location == "'Measures'!G4"
+    cell = wb["Measures"]["G4"]
+    assert cell.comment and "not a number" in cell.comment.text
+    assert cell.fill.fgColor.rgb.endswith("FFC7CE")
+    # the officer's formula-looking text is quoted in the message as text, not a formula
+    assert all(c.data_type == "s" for row in wb["Problems"].iter_rows(min_row=2) for c in row if c.value is not None)
