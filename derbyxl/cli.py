@@ -339,7 +339,10 @@ def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "-
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app, mapping expected failures to exit codes."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns the code of a typer.Exit instead of raising.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except UsageError as exc:
         err.print(f"[red]Error:[/red] {exc}", highlight=False)
         return 2
@@ -348,13 +351,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # noqa: BLE001
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        # Typer may bring its own copy of click, so its usage errors are recognised by shape.
+        if type(exc).__name__ == "Abort":
             return 1
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            return 2
+            return exc.exit_code
         if os.environ.get("DERBYXL_DEBUG") == "1":
             raise
         err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {exc} (run with --debug for details)", highlight=False)

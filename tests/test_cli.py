@@ -1,0 +1,116 @@
+"""The command line: exit codes, output, and every command documented in the README."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derbyxl.cli import app, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "derbyxl.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_help_and_version():
+    r = run("--help")
+    assert r.returncode == 0 and "validate" in r.stdout and "consolidate" in r.stdout
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("derbyxl ")
+
+
+def test_register_check_sample():
+    from derbyxl.register import sample_register_path
+
+    r = run("register", "check", sample_register_path())
+    assert r.returncode == 0
+    assert "199 items in 9 portfolios (94 measures, 55 actions, 32 projects, 18 risks)" in r.stdout
+
+
+def test_register_check_broken(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Ref,Kind,Description,Portfolio,Theme,Unit,Polarity,Target,Previous actual\nA,action,d,P,T,,,,\nA,thing,d,P,T,,,,\nM,measure,d,P,T,percent,,50%,\n")
+    r = run("register", "check", bad)
+    assert r.returncode == 1
+    assert "row 3, column Ref" in r.stderr and "row 3, column Kind" in r.stderr and "row 4, column Polarity" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("validate", tmp_path / "nope.xlsx").returncode == 2
+    r = run("templates", "--period", "2024-25-Q9", "--out", tmp_path)
+    assert r.returncode == 2 and "not a period" in r.stderr and "Traceback" not in r.stderr
+    assert run("register", "check", tmp_path / "missing.csv").returncode == 2
+    assert run("frobnicate").returncode == 2
+
+
+def test_validate_json_and_exit_codes(good_dir, tmp_path):
+    r = run("validate", good_dir, "--period", "2024-25-Q4", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    assert all(f["severity"] == "warning" for f in json.loads(r.stdout))
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    out = tmp_path / "f.json"
+    r = run("validate", good_dir, bad, "--json", out, "--annotate", tmp_path / "ann")
+    assert r.returncode == 1
+    records = json.loads(out.read_text())
+    assert [(f["workbook"], f["code"]) for f in records if f["severity"] == "error"] == [("broken.xlsx", "corrupt-file")]
+
+
+def test_demo_end_to_end(tmp_path):
+    r = run("demo", "--dir", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "outputs" / "master_2024-25-Q4.xlsx").exists()
+    assert len(list((tmp_path / "templates").glob("*.xlsx"))) == 9
+    r = run("history", "export", "--history", tmp_path / "outputs" / "history.sqlite", "--out", tmp_path / "h.csv")
+    assert r.returncode == 0 and "199 rows" in r.stdout
+
+
+def test_demo_refuses_to_overwrite_real_returns(tmp_path):
+    (tmp_path / "returns").mkdir()
+    (tmp_path / "returns" / "Governance-and-Finance_2024-25-Q4.xlsx").write_bytes(b"a real return")
+    r = run("demo", "--dir", tmp_path)
+    assert r.returncode == 2
+    assert (tmp_path / "returns" / "Governance-and-Finance_2024-25-Q4.xlsx").read_bytes() == b"a real return"
+
+
+def _commands(typer_app, prefix=""):
+    import typer.main
+
+    group = typer.main.get_command(typer_app)
+    out = []
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            out += [f"{prefix}{name} {sub}" for sub in cmd.commands]
+        else:
+            out.append(prefix + name)
+    return out
+
+
+@pytest.mark.parametrize("command", _commands(app))
+def test_every_command_is_documented(command):
+    readme = (ROOT / "README.md").read_text()
+    assert f"`derbyxl {command}" in readme, f"README does not document `derbyxl {command}`"
+    import typer.main
+
+    group = typer.main.get_command(app)
+    parts = command.split()
+    cmd = group.commands[parts[0]]
+    if len(parts) > 1:
+        cmd = cmd.commands[parts[1]]
+    assert "Example: derbyxl" in (cmd.help or ""), f"`{command}` help has no example"
+
+
+def test_readme_opens_with_two_commands():
+    head = (ROOT / "README.md").read_text().split("\n")[:12]
+    assert any(re.match(r"make demo\b", line) for line in head) and any(re.match(r"make test\b", line) for line in head)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_main_returns_exit_codes():
+    assert main(["--version"]) == 0

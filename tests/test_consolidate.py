@@ -1,0 +1,256 @@
+"""Consolidation: the master, its summary, submissions, history and direction of travel."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+from openpyxl import load_workbook
+
+from derbyxl import rag
+from derbyxl.consolidate import consolidate
+from derbyxl.demo import fill_return
+from derbyxl.history import History
+from derbyxl.periods import Period
+from derbyxl.register import sample_answers_path
+from derbyxl.summary import summarise
+from derbyxl.template import write_templates
+
+from .conftest import Q4, convert_to_pdf
+from .faults import mutate, set_input
+from .test_sample import KEY_EXCEPTIONS
+
+GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
+# Seed 004 prints N/A for LCT PM06's direction although both years have a value (33.6% twice):
+# the rules say Same.
+DOT_EXCEPTIONS = {"LCT PM06": "Same"}
+
+
+def _load(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_workbook(path)
+
+
+@pytest.fixture(scope="module")
+def demo_master(tmp_path_factory, register, good_dir):
+    out = tmp_path_factory.mktemp("outputs")
+    return consolidate(good_dir, register, Q4, out)
+
+
+def test_data_sheet_has_every_item_with_key_statuses(demo_master, register):
+    ws = _load(demo_master.master)["Data"]
+    rows = list(ws.iter_rows(values_only=True))
+    header = rows[0]
+    for col in ("Ref", "Kind", "Portfolio", "Theme", "Description", "Unit", "Actual", "Target", "Status", "DoT", "Previous actual", "Commentary", "Period", "Risk score"):
+        assert col in header
+    data = [dict(zip(header, r)) for r in rows[1:]]
+    assert len(data) == 199 and {d["Ref"] for d in data} == set(register.by_ref)
+    published = {r["Ref"]: r for r in csv.DictReader(open(sample_answers_path(), encoding="utf-8"))}
+    for d in data:
+        p = published[d["Ref"]]
+        if d["Kind"] == "measure" and p["Published status"] in ("Blue", "Green", "Amber", "Red"):
+            expected = KEY_EXCEPTIONS[d["Ref"]][0] if d["Ref"] in KEY_EXCEPTIONS else p["Published status"]
+            assert d["Status"] == expected, d["Ref"]
+        if d["Kind"] == "action":
+            assert d["Status"] == p["Published status"]
+        if d["Kind"] == "risk":
+            assert d["Risk score"] == int(p["Published status"].split()[-1])
+    assert ws.tables["PerformanceData"].ref == f"A1:R{len(data) + 1}"
+
+
+def _hand_summary(theme):
+    """Seed 004's per-theme figures computed by hand from the published table rows
+    (with the KEY's colour where the council's differs: see test_sample.KEY_EXCEPTIONS)."""
+    from derbyxl.register import load_register, sample_register_path
+
+    reg = load_register(sample_register_path())
+    published = {r["Ref"]: r for r in csv.DictReader(open(sample_answers_path(), encoding="utf-8"))}
+    items = [i for i in reg.items if i.theme == theme]
+    counts = {k: sum(i.kind == k for i in items) for k in ("measure", "action", "project", "risk")}
+    rated = met = improved = with_dot = 0
+    for i in items:
+        if i.kind != "measure":
+            continue
+        status = published[i.ref]["Published status"]
+        status = KEY_EXCEPTIONS.get(i.ref, (status,))[0]
+        if status in ("Blue", "Green", "Amber", "Red"):
+            rated += 1
+            met += status in ("Blue", "Green")
+        dot = DOT_EXCEPTIONS.get(i.ref, published[i.ref]["Published DoT"])
+        if dot in ("Improving", "Same", "Deteriorating") and published[i.ref]["Actual"] and i.previous_actual is not None:
+            with_dot += 1
+            improved += dot == "Improving"
+    acts = [published[i.ref]["Published status"] for i in items if i.kind == "action"]
+    projs = [published[i.ref]["Published status"] for i in items if i.kind == "project"]
+    return (
+        counts,
+        met / rated if rated else None,
+        improved / with_dot if with_dot else None,
+        sum(a in ("Blue", "Green") for a in acts) / len(acts) if acts else None,
+        sum(p in ("Green", "Green/Amber") for p in projs) / len(projs) if projs else None,
+    )
+
+
+@pytest.mark.parametrize("theme", ["A City of Growth", "A Green City", "A Resilient City", "A Vibrant City", "Working Smarter"])
+def test_summary_per_theme_matches_hand_computation(demo_master, theme):
+    counts, met, improved, actions, projects = _hand_summary(theme)
+    ws = _load(demo_master.master)["Summary"]
+    row = next(r for r in ws.iter_rows(values_only=True) if r[0] == theme)
+    assert dict(zip(("measure", "action", "project", "risk"), row[1:5])) == counts
+    for got, want in zip(row[11:15], (met, improved, actions, projects)):
+        assert (got == "-") if want is None else got == pytest.approx(want)
+
+
+def test_published_theme_counts(demo_master):
+    """The counts seed 004 prints on its first page."""
+    ws = _load(demo_master.master)["Summary"]
+    rows = {r[0]: r[1:5] for r in ws.iter_rows(values_only=True) if r[0]}
+    assert rows["A City of Growth"] == (27, 9, 11, 1)
+    assert rows["A Green City"] == (9, 12, 6, 1)
+    assert rows["A Resilient City"] == (51, 21, 3, 3)
+    assert rows["A Vibrant City"] == (2, 7, 8, 0)
+    assert rows["Working Smarter"] == (5, 6, 4, 13)
+
+
+def test_master_structure(demo_master, register):
+    wb = _load(demo_master.master)
+    assert wb.sheetnames[0] == "Summary" and wb.sheetnames[-3:] == ["Exceptions", "Submissions", "Data"]
+    assert len(wb.sheetnames) == 4 + len(register.portfolios)
+    assert wb["Summary"]._charts, "the summary has a native chart"
+    for name in wb.sheetnames[1:-2]:
+        rules = {f for cf in wb[name].conditional_formatting for r in cf.rules for f in r.formula}
+        assert {'"Blue"', '"Green"', '"Amber"', '"Red"'} <= rules, name
+    for name in wb.sheetnames:
+        assert wb[name].freeze_panes or name == "Summary" and wb[name].freeze_panes
+    assert wb.properties.title == "Performance master 2024/25 Q4"
+    exceptions = [r for r in wb["Exceptions"].iter_rows(min_row=2, values_only=True)]
+    assert exceptions and {r[4] for r in exceptions} <= {"Red", "Amber", "Amber/Red"}
+    subs = list(wb["Submissions"].iter_rows(min_row=2, values_only=True))
+    assert len(subs) == 9 and all(s[6] == "Yes" and len(s[2]) == 64 for s in subs)
+
+
+@pytest.mark.soffice
+def test_master_renders_in_libreoffice(demo_master, tmp_path):
+    pdf = convert_to_pdf(demo_master.master, tmp_path)
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_invalid_left_out_missing_listed_and_resubmission_wins(tmp_path, register, returns_copy):
+    # Health and Adult Care sends nothing; Children sends a broken return; Governance sends two.
+    (returns_copy / "Health-and-Adult-Care_2024-25-Q4.xlsx").unlink()
+    children = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
+    mutate(returns_copy / children, returns_copy / children, lambda wb: set_input(wb, "Actions", "GW 04", "Status", "Done"))
+    later = returns_copy / "Governance-and-Finance_2024-25-Q4 v2.xlsx"
+
+    def resubmit(wb):
+        set_input(wb, "Measures", "LPD PM06", "Actual", 6)
+        wb["Cover"]["C21"].value = __import__("datetime").date(2025, 4, 30)
+    mutate(returns_copy / GOVERNANCE, later, resubmit)
+    result = consolidate(returns_copy, register, Q4, tmp_path / "out")
+    assert result.missing == ["Children, Young People and Skills", "Health and Adult Care"]
+    assert result.invalid == ["Children, Young People and Skills"]
+    notes = {s.report.workbook: s.note for s in result.submissions}
+    assert notes[later.name] == "used"
+    assert notes[GOVERNANCE] == f"superseded by {later.name}"
+    assert notes[children].startswith("left out")
+    rows = {r["ref"]: r for r in result.rows}
+    assert rows["LPD PM06"]["actual"] == 6 and rows["LPD PM06"]["source_file"] == later.name
+    assert rows["GW 04"]["status"] == "No return"
+    data = {r[0]: r for r in _load(result.master)["Data"].iter_rows(min_row=2, values_only=True)}
+    assert len(data) == 199
+    strict = consolidate(returns_copy, register, Q4, tmp_path / "strict", strict=True)
+    assert strict.master is None and not (tmp_path / "strict" / "master_2024-25-Q4.xlsx").exists()
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil.example","click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"])
+def test_formula_looking_commentary_arrives_as_text(tmp_path, register, returns_copy, text):
+    mutate(returns_copy / GOVERNANCE, returns_copy / GOVERNANCE, lambda wb: set_input(wb, "Measures", "CM PM03", "Commentary", text))
+    result = consolidate(returns_copy, register, Q4, tmp_path / "out")
+    wb = _load(result.master)
+    found = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value == text]
+    assert found, "the commentary is in the master"
+    assert all(c.data_type == "s" for c in found)
+    assert not any(isinstance(c.value, str) and c.data_type == "f" for ws in wb.worksheets for row in ws.iter_rows() for c in row)
+
+
+def test_two_quarters_give_short_and_long_term_dot(tmp_path, register, answers):
+    q3, q4 = Period.parse("2024-25-Q3"), Q4
+    out = tmp_path / "out"
+    for period, factor in ((q3, 1.0), (q4, None)):
+        tdir, rdir = tmp_path / f"t{period.key}", tmp_path / f"r{period.key}"
+        write_templates(register, period, tdir)
+        ans = {ref: dict(a) for ref, a in answers.items()}
+        if period == q3:
+            # Q3: NEET rate 8%, worse than Q4's 7.4%; Ofsted 'good or better' 98%, better than Q4's 97%.
+            ans["EHCS PM21"]["actual"] = 0.08
+            ans["LI PM23c"]["actual"] = 0.98
+        for t in tdir.glob("*.xlsx"):
+            fill_return(t, ans, rdir / t.name)
+        result = consolidate(rdir, register, period, out)
+    rows = {r["ref"]: r for r in result.rows}
+    # short term against Q3 (history), long term against last year (register fallback)
+    assert (rows["EHCS PM21"]["dot_short"], rows["EHCS PM21"]["dot"]) == ("Improving", "Deteriorating")
+    assert (rows["LI PM23c"]["dot_short"], rows["LI PM23c"]["dot"]) == ("Deteriorating", "Improving")
+    with History(out / "history.sqlite") as h:
+        assert h.periods() == ["2024-25-Q3", "2024-25-Q4"]
+        assert h.latest_actuals(before=Period.parse("2025-26-Q1"))["EHCS PM21"] == pytest.approx(0.074)
+        assert h.latest_actuals(before=q4)["EHCS PM21"] == pytest.approx(0.08)
+        n = h.export_csv(tmp_path / "h.csv")
+    assert n == 2 * 199
+
+
+def test_rerun_replaces_quarter_and_gives_same_contents(tmp_path, register, good_dir):
+    out = tmp_path / "out"
+    a = consolidate(good_dir, register, Q4, out)
+    first = [list(r) for r in _load(a.master)["Data"].iter_rows(values_only=True)]
+    b = consolidate(good_dir, register, Q4, out)
+    second = [list(r) for r in _load(b.master)["Data"].iter_rows(values_only=True)]
+    assert first == second
+    with History(out / "history.sqlite") as h:
+        assert len(h.values_for(Q4)) == 199
+
+
+KILLER = r"""
+import sys, time, derbyxl.master as m
+from derbyxl.register import load_register, sample_register_path
+from derbyxl.consolidate import consolidate
+real = m.write_master
+def slow(path, register, result):
+    real(path, register, result)
+    print("written", flush=True)
+    time.sleep(60)
+m.write_master = slow
+consolidate(sys.argv[1], load_register(sample_register_path()), "2024-25-Q4", sys.argv[2])
+"""
+
+
+def test_killed_consolidation_leaves_previous_master_and_history(tmp_path, register, good_dir):
+    out = tmp_path / "out"
+    first = consolidate(good_dir, register, Q4, out)
+    before = first.master.read_bytes()
+    with History(out / "history.sqlite") as h:
+        history_before = h.values_for(Q4)
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(good_dir), str(out)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "written"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert first.master.read_bytes() == before
+    with History(out / "history.sqlite") as h:
+        assert h.values_for(Q4) == history_before
+    # The next run clears up and succeeds; the leftover temporary file is not a return.
+    again = consolidate(good_dir, register, Q4, out)
+    assert again.master == first.master
+
+
+def test_second_concurrent_consolidation_is_refused(tmp_path, register, good_dir):
+    from derbyxl.consolidate import ConsolidationBusy, _lock
+
+    out = tmp_path / "out"
+    with _lock(out):
+        with pytest.raises(ConsolidationBusy, match="another consolidation"):
+            consolidate(good_dir, register, Q4, out)
