@@ -114,11 +114,13 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
         raise ReadError("password-protected", str(exc)) from exc
     except (calamine.CalamineError, calamine.ZipError, calamine.XmlError, OSError, ValueError) as exc:
         raise ReadError("corrupt-file", f"calamine could not open it ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001 - calamine raises assorted types on damaged files
+    except BaseException as exc:  # noqa: BLE001 - calamine raises assorted types; a Rust panic is a BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
         raise ReadError("corrupt-file", f"it could not be opened ({type(exc).__name__}: {exc})") from exc
     try:
         names = list(wb.sheet_names)
-        visibility = {m.name: str(m.visible) for m in wb.sheets_metadata}
+        visibility = {m.name: m.visible == calamine.SheetVisibleEnum.Visible for m in wb.sheets_metadata}
         stamp = None
         if STAMP_SHEET in names:
             stamp = {}
@@ -135,11 +137,13 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
             sheet = wb.get_sheet_by_name(actual_name)
             raw = _read_sheet(spec, _rows(sheet, max_rows), known_refs or set())
             raw.merged = list(sheet.merged_cell_ranges or [])
-            raw.hidden = "Visible" not in visibility.get(actual_name, "Visible")
+            raw.hidden = not visibility.get(actual_name, True)
             sheets[spec.name] = raw
     except ReadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged sheet part surfaces here
+    except BaseException as exc:  # noqa: BLE001 - a damaged sheet part surfaces here, maybe as a Rust panic
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
         raise ReadError("corrupt-file", f"a sheet could not be read ({type(exc).__name__}: {exc})") from exc
     finally:
         wb.close()

@@ -1,0 +1,239 @@
+"""Hostile returns, built on the fly: each gets the exact finding code, nothing crashes, and the
+good returns beside them still validate and consolidate."""
+
+from __future__ import annotations
+
+import io
+import random
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from derbyxl.consolidate import consolidate
+from derbyxl.validate import validate_paths
+
+from ..conftest import Q4
+from ..faults import mutate, set_input
+
+GOV = "Governance-and-Finance_2024-25-Q4.xlsx"
+MEASURES_PART = "xl/worksheets/sheet2.xml"  # Cover, Measures, Risks, stamp
+
+
+def rezip(src: bytes, changes: dict, add: dict | None = None) -> bytes:
+    """A copy of a zip with parts replaced (bytes), transformed (callable) or removed (None)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename in changes:
+                change = changes[info.filename]
+                if change is None:
+                    continue
+                data = change(data) if callable(change) else change
+            zout.writestr(info.filename, data)
+        present = set(zin.namelist())
+        extra = {n: c for n, c in changes.items() if n not in present and isinstance(c, bytes)}
+        for name, data in {**extra, **(add or {})}.items():
+            zout.writestr(name, data)
+    return out.getvalue()
+
+
+def add_row(xml: bytes, row: bytes) -> bytes:
+    return xml.replace(b"</sheetData>", row + b"</sheetData>")
+
+
+def with_cell(ref: str, value=b"<v>1</v>"):
+    row = int("".join(ch for ch in ref if ch.isdigit()))
+    return lambda xml: add_row(xml, b'<row r="%d"><c r="%s">%s</c></row>' % (row, ref.encode(), value))
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>&lol3;</t></si></sst>"""
+XXE = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"""
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
+
+
+def _build(kind: str, good: bytes) -> tuple[str, bytes]:
+    """(file name, bytes) of one hostile file."""
+    if kind == "empty":
+        return "empty.xlsx", b""
+    if kind == "truncated-zip":
+        return "truncated.xlsx", good[: len(good) // 3]
+    if kind == "zip-not-workbook":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("notes.txt", "hello")
+        return "archive.xlsx", buf.getvalue()
+    if kind == "missing-workbook-part":
+        return "noworkbook.xlsx", rezip(good, {"xl/workbook.xml": None})
+    if kind == "missing-sheet-part":
+        return "nosheet.xlsx", rezip(good, {MEASURES_PART: None})
+    if kind == "wrong-content-types":
+        return "ct.xlsx", rezip(good, {"[Content_Types].xml": lambda x: x.replace(b"spreadsheetml.sheet.main+xml", b"wordprocessingml.document.main+xml")})
+    if kind == "renamed-xls":
+        return "old.xlsx", OLE + b"Workbook".ljust(64, b"\x00") * 4
+    if kind == "renamed-csv":
+        return "data.xlsx", b"Ref,Actual\nCM PM03,93.25\n"
+    if kind == "renamed-pdf":
+        return "report.xlsx", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"
+    if kind == "password-protected":
+        return "locked.xlsx", OLE + "EncryptedPackage".encode("utf-16-le") + b"\x00" * 200
+    if kind == "xlsm":
+        return "macros.xlsm", good
+    if kind == "vba-inside":
+        return "vba.xlsx", rezip(good, {}, add={"xl/vbaProject.bin": b"\x00" * 64})
+    if kind == "million-rows":
+        return "rows.xlsx", rezip(good, {MEASURES_PART: with_cell("A1000000")})
+    if kind == "16000-columns":
+        return "cols.xlsx", rezip(good, {MEASURES_PART: with_cell("WQJ2")})
+    if kind == "cell-at-XFD1048576":
+        return "far.xlsx", rezip(good, {MEASURES_PART: with_cell("XFD1048576")})
+    if kind == "unreferenced-cells":
+        cells = b"<c><v>1</v></c>" * 20000
+        return "wide.xlsx", rezip(good, {MEASURES_PART: lambda x: add_row(x, b'<row r="900">' + cells + b"</row>")})
+    if kind == "shared-strings-bomb":
+        sst = b'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' + b"<si><t>" + b"A" * 30_000_000 + b"</t></si></sst>"
+        return "sst.xlsx", rezip(good, {"xl/sharedStrings.xml": sst})
+    if kind == "zip-bomb":
+        return "bomb.xlsx", rezip(good, {}, add={"xl/media/image1.png": b"\x00" * 40_000_000})
+    if kind == "entity-bomb":
+        return "lol.xlsx", rezip(good, {"xl/sharedStrings.xml": BILLION_LAUGHS})
+    if kind == "external-entity":
+        return "xxe.xlsx", rezip(good, {"xl/workbook.xml": lambda x: XXE + (x.split(b"?>", 1)[1] if x.startswith(b"<?xml") else x)})
+    raise KeyError(kind)
+
+
+HOSTILE = {
+    "empty": "file-empty",
+    "truncated-zip": "corrupt-file",
+    "zip-not-workbook": "missing-part",
+    "missing-workbook-part": "missing-part",
+    "missing-sheet-part": "missing-part",
+    "wrong-content-types": "wrong-file-type",
+    "renamed-xls": "legacy-xls",
+    "renamed-csv": "wrong-file-type",
+    "renamed-pdf": "wrong-file-type",
+    "password-protected": "password-protected",
+    "xlsm": "macro-workbook",
+    "vba-inside": "macro-workbook",
+    "million-rows": "sheet-too-large",
+    "16000-columns": "sheet-too-large",
+    "cell-at-XFD1048576": "sheet-too-large",
+    "unreferenced-cells": "sheet-too-large",
+    "shared-strings-bomb": "zip-bomb",
+    "zip-bomb": "zip-bomb",
+    "entity-bomb": "xml-forbidden",
+    "external-entity": "xml-forbidden",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_file_gets_its_code_and_the_rest_still_pass(kind, tmp_path, register, returns_copy):
+    name, data = _build(kind, (returns_copy / GOV).read_bytes())
+    (returns_copy / name).write_bytes(data)
+    report = validate_paths([returns_copy], register, period=Q4)
+    fr = next(f for f in report.files if f.workbook == name)
+    assert [f.code for f in fr.findings if f.severity == "error"] == [HOSTILE[kind]], fr.findings
+    assert all(f.message and f.hint for f in fr.findings)
+    assert sum(f.valid for f in report.files) == 9
+    assert (returns_copy / name).read_bytes() == data
+
+
+def test_hostile_files_do_not_stop_consolidation(tmp_path, register, returns_copy):
+    good = (returns_copy / GOV).read_bytes()
+    for kind in ("cell-at-XFD1048576", "entity-bomb", "truncated-zip", "renamed-pdf"):
+        name, data = _build(kind, good)
+        (returns_copy / name).write_bytes(data)
+    result = consolidate(returns_copy, register, Q4, tmp_path / "out")
+    assert result.master and result.missing == []
+    assert sum(1 for s in result.submissions if not s.report.valid) == 4
+
+
+def _warning_case(returns_copy, change):
+    mutate(returns_copy / GOV, returns_copy / GOV, change)
+
+
+def test_external_link_is_reported_not_followed(tmp_path, register, returns_copy):
+    data = rezip((returns_copy / GOV).read_bytes(), {}, add={"xl/externalLinks/externalLink1.xml": b'<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>'})
+    (returns_copy / GOV).write_bytes(data)
+    fr = next(f for f in validate_paths([returns_copy], register, period=Q4).files if f.workbook == GOV)
+    assert fr.valid and [f.code for f in fr.findings] == ["external-link"]
+
+
+def test_hidden_sheet_is_read_with_a_warning(register, returns_copy):
+    _warning_case(returns_copy, lambda wb: setattr(wb["Risks"], "sheet_state", "hidden"))
+    fr = next(f for f in validate_paths([returns_copy], register, period=Q4).files if f.workbook == GOV)
+    assert fr.valid and [f.code for f in fr.findings] == ["hidden-sheet"]
+
+
+def test_merged_cells_over_inputs(register, returns_copy):
+    _warning_case(returns_copy, lambda wb: wb["Measures"].merge_cells("G2:G3"))
+    fr = next(f for f in validate_paths([returns_copy], register, period=Q4).files if f.workbook == GOV)
+    assert ("Measures", "G2", "merged-cells") in [(f.sheet, f.cell, f.code) for f in fr.findings]
+    assert not fr.valid
+
+
+@pytest.mark.parametrize("error", [b"#REF!", b"#DIV/0!"])
+def test_error_values_in_input_cells(register, returns_copy, error):
+    def change(xml):
+        start = xml.index(b'<c r="G2"')
+        end = xml.index(b"</c>", start) + 4
+        return xml[:start] + b'<c r="G2" t="e"><v>' + error + b"</v></c>" + xml[end:]
+    (returns_copy / GOV).write_bytes(rezip((returns_copy / GOV).read_bytes(), {MEASURES_PART: change}))
+    fr = next(f for f in validate_paths([returns_copy], register, period=Q4).files if f.workbook == GOV)
+    assert [(f.sheet, f.cell, f.code) for f in fr.findings if f.severity == "error"] == [("Measures", "G2", "excel-error")]
+
+
+def test_unicode_right_to_left_and_long_text(tmp_path, register, returns_copy):
+    rtl = "\u0627\u0644\u0645\u0624\u0634\u0631 \u062a\u062d\u0633\u0646 \u2067RTL\u2069 \U0001F4C8 na\u00efve"
+    long_text = "Slippage explained. " * 300
+    def change(wb):
+        set_input(wb, "Measures", "CM PM03", "Commentary", rtl)
+        set_input(wb, "Risks", "SR7_CR6", "Commentary", long_text)
+    _warning_case(returns_copy, change)
+    report = validate_paths([returns_copy], register, period=Q4)
+    fr = next(f for f in report.files if f.workbook == GOV)
+    assert fr.valid and [f.code for f in fr.findings] == ["text-too-long"]
+    result = consolidate(returns_copy, register, Q4, tmp_path / "out")
+    rows = {r["ref"]: r for r in result.rows}
+    assert rows["CM PM03"]["commentary"] == rtl and rows["SR7_CR6"]["commentary"] == long_text.strip()
+
+
+def test_file_names_cannot_escape_the_annotation_folder(tmp_path, register, returns_copy):
+    from derbyxl.annotate import annotate_report
+
+    odd = returns_copy / "..%2F..%2Fevil name;rm -rf.xlsx"
+    mutate(returns_copy / GOV, odd, lambda wb: set_input(wb, "Measures", "CM PM03", "Actual", "lots"))
+    out = tmp_path / "annotated"
+    written = annotate_report(validate_paths([odd], register, period=Q4), out)
+    assert written and all(p.resolve().parent == out.resolve() for p in written)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), where=st.sampled_from(["zip", "xml"]), flips=st.integers(1, 40))
+def test_fuzzed_returns_always_end_with_a_report(good_dir, register, tmp_path_factory, seed, where, flips):
+    rnd = random.Random(seed)
+    good = (good_dir / GOV).read_bytes()
+    if where == "zip":
+        data = bytearray(good)
+        for _ in range(flips):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        data = bytes(data)
+    else:
+        part = rnd.choice([MEASURES_PART, "xl/workbook.xml", "xl/sharedStrings.xml", "xl/worksheets/sheet3.xml", "[Content_Types].xml"])
+        def garble(xml):
+            b = bytearray(xml)
+            for _ in range(flips):
+                b[rnd.randrange(len(b))] = rnd.choice(b"<>\"'&=/ 0123456789ABCXFD\x00\xff")
+            return bytes(b)
+        data = rezip(good, {part: garble})
+    d = tmp_path_factory.mktemp("fuzz")
+    (d / GOV).write_bytes(data)
+    report = validate_paths([d], register, period=Q4)
+    assert len(report.files) == 1
+    fr = report.files[0]
+    assert fr.valid or fr.errors > 0
