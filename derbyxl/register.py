@@ -137,43 +137,48 @@ class Register:
 
     def __post_init__(self):
         self.by_ref = {item.ref: item for item in self.items}
+        self._by_portfolio: dict[str, list[Item]] = {}
+        for item in self.items:
+            self._by_portfolio.setdefault(item.portfolio, []).append(item)
+        self._fingerprints: dict[str, str] = {}
 
     @property
     def portfolios(self) -> list[str]:
         """Portfolios in the order they first appear."""
-        return list(dict.fromkeys(item.portfolio for item in self.items))
+        return list(self._by_portfolio)
 
     @property
     def themes(self) -> list[str]:
         return list(dict.fromkeys(item.theme for item in self.items))
 
     def for_portfolio(self, portfolio: str) -> list[Item]:
-        return [item for item in self.items if item.portfolio == portfolio]
+        return list(self._by_portfolio.get(portfolio, ()))
 
     def find_portfolio(self, name: str) -> str | None:
         """The portfolio whose name matches, ignoring case and spacing."""
-        key = header_key(name)
-        for p in self.portfolios:
-            if header_key(p) == key:
-                return p
-        return None
+        if not hasattr(self, "_portfolio_keys"):
+            self._portfolio_keys = {header_key(p): p for p in reversed(self.portfolios)}
+        return self._portfolio_keys.get(header_key(name))
+
+    @staticmethod
+    def _hash(items) -> str:
+        payload = [{k: v for k, v in asdict(item).items() if k != "row"} for item in items]
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     @property
     def fingerprint(self) -> str:
         """A short hash of everything in the register that a template depends on."""
-        payload = [
-            {k: v for k, v in asdict(item).items() if k != "row"} for item in self.items
-        ]
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        if "" not in self._fingerprints:
+            self._fingerprints[""] = self._hash(self.items)
+        return self._fingerprints[""]
 
     def portfolio_fingerprint(self, portfolio: str) -> str:
-        payload = [
-            {k: v for k, v in asdict(item).items() if k != "row"}
-            for item in self.for_portfolio(portfolio)
-        ]
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """The same for one portfolio's items: a return is stale when this changes."""
+        key = "p:" + portfolio
+        if key not in self._fingerprints:
+            self._fingerprints[key] = self._hash(self.for_portfolio(portfolio))
+        return self._fingerprints[key]
 
     def counts(self) -> dict[str, Counter]:
         """Per portfolio, how many items of each kind."""

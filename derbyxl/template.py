@@ -175,7 +175,7 @@ def _shown(value: float, unit: str | None) -> str:
     return f"{value:g}"
 
 
-def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previous: Mapping[str, float], title: str, password):
+def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previous: Mapping[str, float], title: str, password, answers=None):
     ws = wb.add_worksheet(spec.name)
     for c, col in enumerate(spec.columns):
         ws.set_column(c, c, col.width)
@@ -213,7 +213,12 @@ def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previ
                 ws.write_formula(r, c, f'=IF(AND(ISNUMBER({li}),ISNUMBER({im})),{li}*{im},"")', f.cell(), "")
             elif col.role == "input":
                 unit = item.unit if col.dtype == "number" else None
-                ws.write_blank(r, c, None, f.cell(unit=unit, input=True, wrap=col.dtype == "text"))
+                fmt = f.cell(unit=unit, input=True, wrap=col.dtype == "text")
+                value = (answers or {}).get(item.ref, {}).get(col.key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    ws.write_number(r, c, value, fmt)
+                else:
+                    write_text(ws, r, c, value, fmt)
                 _validation(ws, spec, col, r, c, item)
         height = row_height(texts)
         if height:
@@ -348,6 +353,7 @@ def write_template(
     password: str | None = None,
     contact: str | None = None,
     generated_at: dt.datetime | None = None,
+    answers: Mapping[str, Mapping] | None = None,
 ) -> TemplateInfo:
     """Write one portfolio's return template.
 
@@ -361,6 +367,8 @@ def write_template(
         password: protect sheets with this password; none by default.
         contact: who to ask; by default the portfolio's lead officers from the register.
         generated_at: the time stamped into the file (now by default).
+        answers: values to pre-type into input cells, by ref (used to make sample returns fast,
+            as the benchmark does; an officer's return is the same file with these typed in).
 
     Returns:
         A :class:`TemplateInfo` naming the file written.
@@ -401,7 +409,7 @@ def write_template(
         for spec in kinds_present(items):
             rows = [i for i in items if i.kind == spec.kind]
             counts[spec.name] = len(rows)
-            _write_kind_sheet(wb, f, spec, rows, previous, title, password)
+            _write_kind_sheet(wb, f, spec, rows, previous, title, password, answers)
         _write_stamp(wb, f, stamp, password)
         wb.close()
     return TemplateInfo(out, portfolio, counts)

@@ -1,0 +1,162 @@
+"""Benchmark: templates, validate and consolidate over N returns of ~200 items each.
+
+    python bench/run.py --returns 1000          # the goal: validate + consolidate in <= 15 s
+    python bench/run.py --returns 50 --out bench/out/smoke
+
+Builds a register of N portfolios (each a copy of the bundled sample's 199 items), writes the
+templates (timed), makes the returns by typing the sample's answers into them with a share of
+officers' mistakes, then times `derbyxl validate` and `derbyxl consolidate` as separate commands,
+and the floor: reading every return once with python-calamine. When datamaps is installed it is
+timed on the same files. Prints a table and writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from derbyxl.demo import load_answers  # noqa: E402
+from derbyxl.periods import Period  # noqa: E402
+from derbyxl.register import REQUIRED_COLUMNS, load_register, sample_register_path  # noqa: E402
+
+PERIOD = Period.parse("2024-25-Q4")
+
+
+def build_register(n: int, path: Path) -> Path:
+    rows = list(csv.DictReader(open(sample_register_path(), encoding="utf-8")))
+    cols = list(rows[0])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for i in range(n):
+            for row in rows:
+                w.writerow({**row, "Ref": f"{row['Ref']}/{i}", "Portfolio": f"Portfolio {i:04d}"})
+    return path
+
+
+def answers_for(n: int, mistakes: float, seed: int = 7) -> dict[str, dict]:
+    base = load_answers()
+    rnd = random.Random(seed)
+    out = {}
+    for i in range(n):
+        broken = rnd.random() < mistakes
+        for ref, ans in base.items():
+            out[f"{ref}/{i}"] = dict(ans)
+        if broken:
+            # the mistakes officers make: text in a number cell, a status not in the list
+            out[f"EHCS PM29/{i}" if f"EHCS PM29/{i}" in out else f"CM PM03/{i}"]["actual"] = "about 56"
+            out[f"GW 04/{i}"]["status"] = "Done"
+    return out
+
+
+def run_cli(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, str(HERE / "measure.py"), *args], capture_output=True, text=True)
+    line = [l for l in proc.stderr.splitlines() if l.startswith("BENCH ")]
+    if not line:
+        raise RuntimeError(f"derbyxl {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(line[-1][6:])
+
+
+def calamine_floor(files: list[Path]) -> float:
+    import python_calamine as pc
+
+    start = time.perf_counter()
+    for f in files:
+        wb = pc.CalamineWorkbook.from_path(str(f))
+        for name in wb.sheet_names:
+            wb.get_sheet_by_name(name).to_python()
+        wb.close()
+    return time.perf_counter() - start
+
+
+def xlsxwriter_floor(cells: int, path: Path) -> float:
+    import xlsxwriter
+
+    start = time.perf_counter()
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    ws = wb.add_worksheet()
+    cols = 18
+    for r in range(cells // cols):
+        for c in range(cols):
+            ws.write_string(r, c, "x") if c % 2 else ws.write_number(r, c, r)
+    wb.close()
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--returns", type=int, default=1000)
+    ap.add_argument("--mistakes", type=float, default=0.05, help="share of returns with officers' mistakes")
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    args = ap.parse_args(argv)
+    n = args.returns
+    work = args.out
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "returns").mkdir(parents=True)
+    register_path = build_register(n, work / "register.csv")
+    register = load_register(register_path)
+    answers = answers_for(n, args.mistakes)
+
+    from derbyxl.template import write_template
+
+    # Templates, timed in-process (the same code `derbyxl templates` runs).
+    start = time.perf_counter()
+    for p in register.portfolios:
+        write_template(register, p, PERIOD, work / "templates")
+    t_templates = time.perf_counter() - start
+    for p in register.portfolios:
+        write_template(register, p, PERIOD, work / "returns", answers=answers)
+    files = sorted((work / "returns").glob("*.xlsx"))
+
+    floor_read = calamine_floor(files)
+    common = ["--register", str(register_path), "--period", PERIOD.key]
+    validate = run_cli(["validate", str(work / "returns"), *common, "--json", str(work / "findings.json")])
+    consolidate = run_cli(["consolidate", str(work / "returns"), *common, "--out", str(work / "outputs")])
+    floor_write = xlsxwriter_floor(n * 199 * 18, work / "floor.xlsx")
+    findings = json.loads((work / "findings.json").read_text())
+
+    datamaps = None
+    if shutil.which("datamaps"):
+        datamaps = "installed, not measured: needs a datamap covering the same cells (see bench/README.md)"
+
+    total = validate["wall"] + consolidate["wall"]
+    result = {
+        "returns": n,
+        "items": len(register.items),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "templates": {"wall": t_templates, "per_return_ms": 1000 * t_templates / n},
+        "validate": {**validate, "per_return_ms": 1000 * validate["wall"] / n, "ratio_to_read_floor": validate["wall"] / floor_read},
+        "consolidate": {**consolidate, "per_return_ms": 1000 * consolidate["wall"] / n, "ratio_to_floor": consolidate["wall"] / (floor_read + floor_write)},
+        "validate_plus_consolidate": total,
+        "floor": {"calamine_read": floor_read, "xlsxwriter_write": floor_write},
+        "findings": {"errors": sum(f["severity"] == "error" for f in findings), "warnings": sum(f["severity"] == "warning" for f in findings)},
+        "datamaps": datamaps,
+    }
+    (work / "bench.json").write_text(json.dumps(result, indent=2))
+    print(f"{'step':<26}{'wall s':>9}{'ms/return':>11}{'peak RSS MB':>13}{'x floor':>9}")
+    print(f"{'templates':<26}{t_templates:>9.2f}{result['templates']['per_return_ms']:>11.1f}{'':>13}{'':>9}")
+    print(f"{'validate':<26}{validate['wall']:>9.2f}{result['validate']['per_return_ms']:>11.1f}{validate['rss_mb']:>13.0f}{result['validate']['ratio_to_read_floor']:>9.1f}")
+    print(f"{'consolidate':<26}{consolidate['wall']:>9.2f}{result['consolidate']['per_return_ms']:>11.1f}{consolidate['rss_mb']:>13.0f}{result['consolidate']['ratio_to_floor']:>9.1f}")
+    print(f"{'floor: calamine read':<26}{floor_read:>9.2f}{1000 * floor_read / n:>11.1f}")
+    print(f"{'floor: xlsxwriter write':<26}{floor_write:>9.2f}")
+    print(f"validate + consolidate: {total:.2f} s for {n} returns; findings: {result['findings']}")
+    print(f"datamaps: {datamaps or 'not installed'}")
+    print(f"written {work / 'bench.json'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""A CI-sized smoke run of the benchmark: it runs and its output is well formed (timings are
+reported by the benchmark, never asserted here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_smoke(tmp_path):
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--returns", "12", "--mistakes", "0.5", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads((out / "bench.json").read_text())
+    assert data["returns"] == 12 and data["items"] == 12 * 199
+    for step in ("validate", "consolidate"):
+        assert data[step]["wall"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
+    # validate found the planted mistakes (exit 1), consolidate still wrote the master (exit 0)
+    assert data["validate"]["code"] == 1 and data["consolidate"]["code"] == 0
+    assert data["findings"]["errors"] > 0
+    assert (out / "outputs" / "master_2024-25-Q4.xlsx").exists()
+    assert "validate + consolidate" in r.stdout
