@@ -254,3 +254,56 @@ def test_second_concurrent_consolidation_is_refused(tmp_path, register, good_dir
     with _lock(out):
         with pytest.raises(ConsolidationBusy, match="another consolidation"):
             consolidate(good_dir, register, Q4, out)
+
+
+def test_disk_full_while_writing_leaves_previous_state(tmp_path, register, good_dir, monkeypatch):
+    import errno
+
+    import derbyxl.master as master
+
+    out = tmp_path / "out"
+    first = consolidate(good_dir, register, Q4, out)
+    before = first.master.read_bytes()
+    with History(out / "history.sqlite") as h:
+        history_before = h.values_for(Q4)
+
+    def full(path, register, result):
+        with open(path, "wb") as fh:
+            fh.write(b"PK partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(master, "write_master", full)
+    with pytest.raises(OSError):
+        consolidate(good_dir, register, Q4, out)
+    assert first.master.read_bytes() == before
+    assert [p.name for p in out.iterdir() if p.suffix == ".xlsx"] == [first.master.name]
+    with History(out / "history.sqlite") as h:
+        assert h.values_for(Q4) == history_before
+
+
+def test_history_busy_is_a_clear_message(tmp_path):
+    import sqlite3
+
+    from derbyxl.history import HistoryBusy
+
+    path = tmp_path / "h.sqlite"
+    History(path).close()
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with History(path, timeout=0.2) as h, pytest.raises(HistoryBusy, match="another consolidation"):
+            h.record(Q4, "now", "fp", None, [], [])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_completed_action_now_slipping_is_a_warning(tmp_path, register, returns_copy):
+    from derbyxl.validate import validate_paths
+
+    children = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
+    mutate(returns_copy / children, returns_copy / children, lambda wb: set_input(wb, "Actions", "GW 03", "Status", "Major slippage"))
+    report = validate_paths([returns_copy / children], register, period=Q4, previous={"GW 03": {"status": "Blue"}})
+    codes = [(f.cell, f.code, f.severity) for f in report.findings]
+    assert ("C2", "completed-now-slipping", "warning") in codes
+    assert ("D2", "missing-commentary", "error") in codes
