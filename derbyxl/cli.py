@@ -51,7 +51,9 @@ def main_callback(
         os.environ["DERBYXL_DEBUG"] = "1"
 
 
-def _load_register(path: Optional[Path]):
+def _load_register(path: Optional[Path], faulty_exit: int = 2):
+    """Load the register (the bundled sample when no path): a faulty one is a usage error
+    for the other commands (exit 2) and a finding for `register check` (exit 1)."""
     from derbyxl.register import RegisterError, load_register, sample_register_path
 
     try:
@@ -62,7 +64,7 @@ def _load_register(path: Optional[Path]):
         err.print(f"[red]The register {exc.source} has {len(exc.problems)} problem(s):[/red]")
         for p in exc.problems:
             err.print(f"  - {p}", markup=False, highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(faulty_exit)
 
 
 def _period(text: str):
@@ -82,17 +84,7 @@ def register_check(path: Path = typer.Argument(..., help="The register file.")):
     """
     from rich.table import Table
 
-    from derbyxl.register import RegisterError, load_register
-
-    try:
-        reg = load_register(path)
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc)) from exc
-    except RegisterError as exc:
-        err.print(f"[red]{exc.source}: {len(exc.problems)} problem(s)[/red]")
-        for p in exc.problems:
-            err.print(f"  - {p}", markup=False, highlight=False)
-        raise typer.Exit(1)
+    reg = _load_register(path, faulty_exit=1)
     table = Table(title=f"Register {path}")
     kinds = ("measure", "action", "project", "risk")
     table.add_column("Portfolio")

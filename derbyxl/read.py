@@ -17,7 +17,7 @@ from pathlib import Path
 import python_calamine as calamine
 from xlsxwriter.utility import xl_rowcol_to_cell
 
-from derbyxl.register import header_key
+from derbyxl.register import cell_text, header_key
 from derbyxl.spec import COVER_SHEET, SHEETS, SIGN_OFF, STAMP_SHEET, SheetSpec
 
 #: Blank rows tolerated inside the data block before what follows counts as stray.
@@ -80,12 +80,7 @@ class RawReturn:
     sheets: dict[str, RawSheet]
 
 
-def _ref_text(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return " ".join(str(v).replace("\u00a0", " ").split())
+_ref_text = cell_text
 
 
 def _blank(v) -> bool:

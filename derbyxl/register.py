@@ -208,7 +208,8 @@ def _read_rows(path: Path) -> list[list]:
     raise RegisterError(str(path), [RegisterProblem(None, None, "a register is an .xlsx or .csv file")])
 
 
-def _text(v) -> str:
+def cell_text(v) -> str:
+    """A cell's value as tidy text: whole floats without '.0', spaces (and NBSP) folded."""
     if v is None:
         return ""
     if isinstance(v, float) and v.is_integer():
@@ -259,30 +260,30 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
     items: list[Item] = []
     seen: dict[str, int] = {}
     for n, row in enumerate(rows[1:], start=2):
-        if all(_text(c) == "" for c in row):
+        if all(cell_text(c) == "" for c in row):
             continue
         p = lambda col, msg: problems.append(RegisterProblem(n, col, msg))  # noqa: E731
-        ref = _text(get(row, "Ref"))
+        ref = cell_text(get(row, "Ref"))
         if not ref:
             p("Ref", "Ref is empty")
         elif ref in seen:
             p("Ref", f"duplicate ref {ref!r} (first on row {seen[ref]})")
         else:
             seen[ref] = n
-        kind_text = _text(get(row, "Kind")).lower()
+        kind_text = cell_text(get(row, "Kind")).lower()
         kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
         if kind is None:
             p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
         for col in ("Description", "Portfolio", "Theme"):
-            if not _text(get(row, col)):
+            if not cell_text(get(row, col)):
                 p(col, f"{col} is empty")
-        unit_text = _text(get(row, "Unit"))
+        unit_text = cell_text(get(row, "Unit"))
         unit = normalise_unit(unit_text) if unit_text else None
         if unit_text and unit is None:
             p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
         if kind == "measure" and not unit_text:
             p("Unit", "a measure needs a unit")
-        pol_text = _text(get(row, "Polarity")).lower()
+        pol_text = cell_text(get(row, "Polarity")).lower()
         polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
         if pol_text and polarity is None:
             p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
@@ -314,7 +315,7 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
         tol = {}
         for col, attr in (("Green within", "green_within"), ("Amber within", "amber_within"), ("Blue from", "blue_from")):
             raw = get(row, col)
-            if raw is None or _text(raw) == "":
+            if raw is None or cell_text(raw) == "":
                 continue
             parsed = parse_value(raw, "percent")
             if parsed.value is None or parsed.value < 0 or parsed.code not in (None, "value-normalised"):
@@ -335,15 +336,15 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
             Item(
                 ref=ref,
                 kind=kind,
-                description=_text(get(row, "Description")),
-                portfolio=_text(get(row, "Portfolio")),
-                theme=_text(get(row, "Theme")),
+                description=cell_text(get(row, "Description")),
+                portfolio=cell_text(get(row, "Portfolio")),
+                theme=cell_text(get(row, "Theme")),
                 unit=unit if kind == "measure" else None,
                 polarity=polarity,
                 target=target,
                 previous_actual=previous,
-                lead_officer=_text(get(row, "Lead officer")) or None,
-                email=_text(get(row, "Email")) or None,
+                lead_officer=cell_text(get(row, "Lead officer")) or None,
+                email=cell_text(get(row, "Email")) or None,
                 tolerances=tolerances,
                 minimum=minimum,
                 maximum=maximum,
