@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from derbyxl.demo import load_answers  # noqa: E402
 from derbyxl.periods import Period  # noqa: E402
-from derbyxl.register import REQUIRED_COLUMNS, load_register, sample_register_path  # noqa: E402
+from derbyxl.register import load_register, sample_register_path  # noqa: E402
 
 PERIOD = Period.parse("2024-25-Q4")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
 
 import pandas as pd
 import pandera.pandas as pa
@@ -443,6 +442,3 @@ def public_record(rec: dict) -> dict:
     """A record as the consolidation and the web portal see it: no internal fields."""
     return {k: v for k, v in rec.items() if not k.startswith("_") and k not in ("bad",)}
 
-
-def iter_items(register: Register, portfolio: str) -> Iterable[Item]:
-    return register.for_portfolio(portfolio)

@@ -7,7 +7,6 @@ traceback for an expected failure unless --debug is given.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path

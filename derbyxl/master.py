@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell
 
 from derbyxl import __version__, rag
 from derbyxl.periods import Period

@@ -46,9 +46,6 @@ class RawRow:
     def ref(self) -> str:
         return _ref_text(self.values.get("ref"))
 
-    def cell(self, spec_columns: dict[str, int], key: str) -> str:
-        return xl_rowcol_to_cell(self.index, spec_columns[key])
-
 
 @dataclass
 class RawSheet:

@@ -8,7 +8,7 @@ Change a caption or a list of allowed values here and all three follow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from derbyxl import rag
 
@@ -219,7 +219,6 @@ class Stamp:
     portfolio_fingerprint: str
     generated_at: str
     generator: str = "derbyxl"
-    extra: dict = field(default_factory=dict)
 
     FIELDS = ("generator", "format_version", "portfolio", "period", "register_fingerprint", "portfolio_fingerprint", "generated_at")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from derbyxl import checks
-from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
+from derbyxl.findings import FileReport, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, ReadError, read_return
@@ -189,6 +189,3 @@ def _check_one(w: _Work, register: Register, expected: Period | None, limits: Li
         rec["portfolio"] = ident.portfolio
     return records
 
-
-def findings_of(report: Report) -> list[Finding]:
-    return report.findings

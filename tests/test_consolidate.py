@@ -5,19 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
 from openpyxl import load_workbook
 
-from derbyxl import rag
 from derbyxl.consolidate import consolidate
 from derbyxl.demo import fill_return
 from derbyxl.history import History
 from derbyxl.periods import Period
 from derbyxl.register import sample_answers_path
-from derbyxl.summary import summarise
 from derbyxl.template import write_templates
 
 from .conftest import Q4, convert_to_pdf
@@ -126,7 +123,7 @@ def test_master_structure(demo_master, register):
         rules = {f for cf in wb[name].conditional_formatting for r in cf.rules for f in r.formula}
         assert {'"Blue"', '"Green"', '"Amber"', '"Red"'} <= rules, name
     for name in wb.sheetnames:
-        assert wb[name].freeze_panes or name == "Summary" and wb[name].freeze_panes
+        assert wb[name].freeze_panes, name
     assert wb.properties.title == "Performance master 2024/25 Q4"
     exceptions = [r for r in wb["Exceptions"].iter_rows(min_row=2, values_only=True)]
     assert exceptions and {r[4] for r in exceptions} <= {"Red", "Amber", "Amber/Red"}

@@ -2,7 +2,6 @@
 code at the right cell, and the good returns beside it still pass."""
 
 import json
-import zipfile
 
 import pytest
 
@@ -12,8 +11,8 @@ from derbyxl.periods import Period
 from derbyxl.template import write_template
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import Q4, template_path
-from .faults import col_of, mutate, row_of, set_input
+from .conftest import Q4
+from .faults import mutate, row_of, set_input
 
 CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
 GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
