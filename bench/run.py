@@ -109,20 +109,21 @@ def main(argv=None):
     register = load_register(register_path)
     answers = answers_for(n, args.mistakes)
 
-    from derbyxl.template import write_template
+    from derbyxl.template import write_template, write_templates
+    from derbyxl.workers import fork_map
 
-    # Templates, timed in-process (the same code `derbyxl templates` runs).
+    # Templates, timed in-process (the same call `derbyxl templates` makes).
     start = time.perf_counter()
-    for p in register.portfolios:
-        write_template(register, p, PERIOD, work / "templates")
+    write_templates(register, PERIOD, work / "templates")
     t_templates = time.perf_counter() - start
-    for p in register.portfolios:
-        write_template(register, p, PERIOD, work / "returns", answers=answers)
+    portfolios = register.portfolios
+    fork_map(lambda i: write_template(register, portfolios[i], PERIOD, work / "returns", answers=answers), len(portfolios))
     files = sorted((work / "returns").glob("*.xlsx"))
 
     floor_read = calamine_floor(files)
     common = ["--register", str(register_path), "--period", PERIOD.key]
-    validate = run_cli(["validate", str(work / "returns"), *common, "--json", str(work / "findings.json")])
+    history = ["--history", str(work / "outputs" / "history.sqlite")]
+    validate = run_cli(["validate", str(work / "returns"), *common, *history, "--json", str(work / "findings.json")])
     consolidate = run_cli(["consolidate", str(work / "returns"), *common, "--out", str(work / "outputs")])
     floor_write = xlsxwriter_floor(n * 199 * 18, work / "floor.xlsx")
     findings = json.loads((work / "findings.json").read_text())

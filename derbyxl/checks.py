@@ -73,6 +73,20 @@ def check_identity(raw: RawReturn, register: Register, workbook: str, expected_p
     return Identity(found, period.key, ok), out
 
 
+def check_period(report, expected: Period | None) -> Finding | None:
+    """The wrong-period finding when a return (a :class:`FileReport` read so far) is for
+    another quarter than the one expected."""
+    if expected is None or not report.period:
+        return None
+    try:
+        period = Period.parse(report.period)
+    except PeriodError:
+        return None
+    if period == expected:
+        return None
+    return finding("wrong-period", report.workbook, f"this is the {period.label} return; download the {expected.label} template")
+
+
 def check_structure(raw: RawReturn, items: list[Item], register: Register, workbook: str) -> tuple[dict[str, tuple[RawSheet, object]], list[Finding]]:
     """Sheets, captions and rows: every item present once, nothing added.
 
@@ -159,6 +173,30 @@ def _text(v) -> str | None:
     return s or None
 
 
+class Cells:
+    """Where one row's values are: the A1 reference of each column's cell, by column key,
+    worked out when asked (a record per item of a thousand returns need not carry a dict)."""
+
+    __slots__ = ("letters", "row")
+
+    def __init__(self, letters: dict[str, str], row: int):
+        self.letters = letters  # column key -> column letters, shared by the sheet's rows
+        self.row = row  # 1-based row number
+
+    def get(self, key: str, default=None) -> str | None:
+        letters = self.letters.get(key)
+        return default if letters is None else f"{letters}{self.row}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: f"{letters}{self.row}" for key, letters in self.letters.items()}
+
+    def __eq__(self, other):
+        return isinstance(other, Cells) and (self.letters, self.row) == (other.letters, other.row)
+
+    def __repr__(self):
+        return f"Cells(row={self.row}, {self.letters})"
+
+
 def normalise_rows(
     found: dict[str, tuple[RawSheet, object]],
     items: list[Item],
@@ -175,7 +213,7 @@ def normalise_rows(
         sheet, row = found[item.ref]
         spec = sheet.spec
         errs = error_cells.get(spec.name, set())
-        cells = {c.key: sheet.cell(row, c.key) for c in spec.columns if c.key in sheet.columns}
+        cells = Cells(sheet.letters, row.index + 1)
         rec = {
             "workbook": workbook,
             "sheet": spec.name,
@@ -438,7 +476,13 @@ def check_sign_off(raw: RawReturn, workbook: str) -> tuple[list[Finding], str | 
     return [], _text(by), date.isoformat()
 
 
-def public_record(rec: dict) -> dict:
-    """A record as the consolidation and the web portal see it: no internal fields."""
-    return {k: v for k, v in rec.items() if not k.startswith("_") and k not in ("bad",)}
+_INTERNAL = ("bad", "_lo", "_hi", "_percent", "_missing")
+
+
+def make_public(rec: dict) -> dict:
+    """Turn a record, in place, into what the consolidation and the web portal see: the
+    internal fields used while checking are removed."""
+    for key in _INTERNAL:
+        rec.pop(key, None)
+    return rec
 

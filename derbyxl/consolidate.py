@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derbyxl import rag
+from derbyxl.cache import FileCache
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History
@@ -117,10 +118,12 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
         for rec in s.report.rows:
             by_ref[rec["ref"]] = (rec, s)
     rows = []
+    key = period.key
+    nothing = (None, None)
     for item in register.items:
-        rec, sub = by_ref.get(item.ref, (None, None))
+        rec, sub = by_ref.get(item.ref, nothing)
         row = {
-            "period": period.key,
+            "period": key,
             "ref": item.ref,
             "kind": item.kind,
             "portfolio": item.portfolio,
@@ -140,8 +143,8 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
             "dot": None,
             "dot_short": None,
         }
-        short_before = prev_q.get(item.ref, {}).get("actual")
-        long_before = year_ago.get(item.ref, {}).get("actual")
+        short_before = prev_q[item.ref]["actual"] if item.ref in prev_q else None
+        long_before = year_ago[item.ref]["actual"] if item.ref in year_ago else None
         fallback = item.previous_actual
         row["previous_actual"] = short_before if short_before is not None else fallback
         if rec is not None:
@@ -175,6 +178,7 @@ def consolidate(
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     generated_at: dt.datetime | None = None,
+    use_cache: bool = True,
 ) -> Result:
     """Validate and merge the returns in ``returns`` into a master workbook in ``out_dir``.
 
@@ -187,6 +191,8 @@ def consolidate(
         strict: write nothing when any portfolio's return is missing or invalid.
         limits: bounds on the work per returned file.
         generated_at: the time stamped into the master (now by default).
+        use_cache: reuse per-file results kept in the history database by earlier runs
+            (``derbyxl validate`` keeps them); False reads and checks every file again.
 
     Returns:
         A :class:`Result`; ``master`` is ``None`` when strict mode refused to write.
@@ -202,9 +208,9 @@ def consolidate(
     history_path = Path(history_path) if history_path else out_dir / "history.sqlite"
     generated_at = (generated_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
-    with _lock(out_dir), History(history_path) as history:
-        previous = {ref: v for ref, v in history.values_for(period.previous).items()}
-        report = validate_paths(sources, register, period=period, limits=limits, previous=previous)
+    with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
+        previous = history.values_for(period.previous)
+        report = validate_paths(sources, register, period=period, limits=limits, previous=previous, cache=cache if use_cache else None)
         subs, chosen = choose_submissions(report, register, period)
         invalid = sorted({s.report.portfolio for s in subs if not s.report.valid and s.report.portfolio and s.report.portfolio not in chosen})
         missing = [p for p in register.portfolios if p not in chosen]
@@ -216,29 +222,23 @@ def consolidate(
         from derbyxl.xlsx_util import atomic_path
 
         with atomic_path(target) as tmp:
+            submissions = [
+                {
+                    "portfolio": s.report.portfolio,
+                    "file": s.report.workbook,
+                    "sha256": s.report.sha256,
+                    "received": s.received,
+                    "signed_by": s.report.signed_by,
+                    "signed_date": s.report.signed_date,
+                    "valid": int(s.report.valid),
+                    "errors": s.report.errors,
+                    "warnings": s.report.warnings,
+                    "used": int(s.used),
+                    "note": s.note,
+                }
+                for s in subs
+            ]
             write_master(tmp, register, result)
-            history.record(
-                period,
-                result.generated_at,
-                register.fingerprint,
-                str(target),
-                [r for r in rows if r["status"] != "No return"],
-                [
-                    {
-                        "portfolio": s.report.portfolio,
-                        "file": s.report.workbook,
-                        "sha256": s.report.sha256,
-                        "received": s.received,
-                        "signed_by": s.report.signed_by,
-                        "signed_date": s.report.signed_date,
-                        "valid": int(s.report.valid),
-                        "errors": s.report.errors,
-                        "warnings": s.report.warnings,
-                        "used": int(s.used),
-                        "note": s.note,
-                    }
-                    for s in subs
-                ],
-            )
+            history.record(period, result.generated_at, register.fingerprint, str(target), [r for r in rows if r["status"] != "No return"], submissions)
         result.master = target
         return result

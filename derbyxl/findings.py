@@ -8,7 +8,7 @@ the JSON export and the annotated workbook all render the same records.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterable
 
 ERROR, WARNING = "error", "warning"
@@ -37,6 +37,7 @@ CATALOGUE: dict[str, Code] = {
     "legacy-xls": _c("file", ERROR, "This is an old-style .xls workbook", "Open it and Save As Excel Workbook (*.xlsx)."),
     "password-protected": _c("file", ERROR, "The workbook is encrypted with a password", "Remove the password to open (File > Info > Protect Workbook) and resend."),
     "corrupt-file": _c("file", ERROR, "The workbook is damaged and cannot be read", "Open it in Excel, let it repair, save, and resend; or start from a fresh template."),
+    "reader-crashed": _c("file", ERROR, "Reading the workbook crashed the reader", "Open it in Excel, save it as a new .xlsx, and resend; tell the Performance team if it happens again."),
     "missing-part": _c("file", ERROR, "The workbook is missing a required part", "Start from a fresh template; this file was not saved by Excel."),
     "zip-bomb": _c("file", ERROR, "The workbook expands to far more data than a return holds", "Resend the return filled in from the template."),
     "sheet-too-large": _c("file", ERROR, "A sheet uses far more rows or columns than a return has", "Delete rows and columns below and right of the data, save, and resend."),
@@ -99,7 +100,7 @@ class Finding:
     hint: str
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {name: getattr(self, name) for name in FIELDS}
 
     @property
     def title(self) -> str:

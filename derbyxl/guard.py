@@ -50,6 +50,13 @@ _ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _ROW_R = re.compile(rb'\br="([0-9]{1,8})"')
 _ATTR_R = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
 _ATTR_T_ERROR = re.compile(rb'\bt="e"')
+# The fast path of the sheet scan: cells written as <c r="A1"...> by every common writer.
+# A cell or row element that does not start so (a prefix, no reference, another attribute first).
+_ODD_TAG = re.compile(rb'<(?:\w+:(?:c|row)|c(?! r="[A-Z]{1,3}[0-9]{1,7}")|row(?! r="[0-9]{1,8}"))[\s>/]')
+_FAST_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"')
+_FAST_COL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]')
+_FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"[^>]*\bt="e"')
+_FAST_ROW_R = re.compile(rb'<row r="([0-9]{1,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _CHUNK = 1 << 20
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -265,27 +272,34 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
                 tail = data
                 continue
             data, tail = data[:cut], data[cut:]
-            for m in _ROW.finditer(data):
-                rows += 1
-                rr = _ROW_R.search(m.group(1))
-                if rr and int(rr.group(1)) > max_row:
-                    max_row = int(rr.group(1))
-            for m in _CELL.finditer(data):
-                cells += 1
-                attrs = m.group(1)
-                r = _ATTR_R.search(attrs)
-                if r:
-                    col, row = _col_number(r.group(1)), int(r.group(2))
-                    if col > max_col:
-                        max_col = col
-                    if row > max_row:
-                        max_row = row
-                    if _ATTR_T_ERROR.search(attrs):
-                        errors.add((r.group(1) + r.group(2)).decode())
-                else:
-                    # Readers place a cell without a reference after the previous one; assume
-                    # the worst (all in one row) when bounding the grid.
-                    unplaced += 1
+            fast = _fast_bounds(data)
+            if fast is not None:
+                n_rows, row_hi, col_hi, n_cells, errs = fast
+                rows += n_rows
+                max_row, max_col, cells = max(max_row, row_hi), max(max_col, col_hi), cells + n_cells
+                errors.update(errs)
+            else:
+                for m in _ROW.finditer(data):
+                    rows += 1
+                    rr = _ROW_R.search(m.group(1))
+                    if rr and int(rr.group(1)) > max_row:
+                        max_row = int(rr.group(1))
+                for m in _CELL.finditer(data):
+                    cells += 1
+                    attrs = m.group(1)
+                    r = _ATTR_R.search(attrs)
+                    if r:
+                        col, row = _col_number(r.group(1)), int(r.group(2))
+                        if col > max_col:
+                            max_col = col
+                        if row > max_row:
+                            max_row = row
+                        if _ATTR_T_ERROR.search(attrs):
+                            errors.add((r.group(1) + r.group(2)).decode())
+                    else:
+                        # Readers place a cell without a reference after the previous one;
+                        # assume the worst (all in one row) when bounding the grid.
+                        unplaced += 1
             if unplaced > max_col:
                 max_col = unplaced
             if max_row > limits.max_rows or rows > limits.max_rows:
@@ -302,3 +316,20 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
             if col > limits.max_cols or row > limits.max_rows:
                 raise _Stop("sheet-too-large", f"sheet '{sheet_name}' uses cell {(r.group(1) + r.group(2)).decode()}")
     return errors
+
+
+def _fast_bounds(data: bytes) -> tuple[int, int, int, int, set[str]] | None:
+    """Rows, highest row, highest column, cells and error cells of a piece of sheet XML, found
+    by whole-buffer regular expressions when every cell and row starts ``<c r="..."`` and
+    ``<row r="..."`` (as Excel, LibreOffice and xlsxwriter write them). ``None`` when any does
+    not, so the careful scan handles it."""
+    if _ODD_TAG.search(data):
+        return None
+    row_numbers = _FAST_ROW.findall(data)
+    n_cells = len(row_numbers)
+    row_tags = _FAST_ROW_R.findall(data)
+    max_row = max(map(int, row_numbers), default=0)
+    max_row = max(max_row, max(map(int, row_tags), default=0))
+    max_col = max(map(_col_number, set(_FAST_COL.findall(data))), default=0)
+    errors = {ref.decode() for ref in _FAST_ERROR.findall(data)} if b't="e"' in data else set()
+    return len(row_tags), max_row, max_col, n_cells, errors

@@ -11,15 +11,18 @@ colour follows the value if someone edits it. All text from returns is written w
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import xlsxwriter
+from xlsxwriter.utility import xl_range
 
 from derbyxl import __version__, rag
 from derbyxl.periods import Period
 from derbyxl.register import Register
 from derbyxl.summary import MEASURE_STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
+from derbyxl.bulk import RowRenderer, Splicer, style_index
 from derbyxl.xlsx_util import row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
@@ -135,11 +138,16 @@ def _value(ws, f, r, c, row, key):
     return write_text(ws, r, c, "N/A" if key == "target" else None, f.plain)
 
 
+#: Above this many portfolios the master has no sheet per portfolio (filter Data instead).
+MAX_PORTFOLIO_SHEETS = 50
+
+
 def write_master(path: str | Path, register: Register, result) -> None:
     """Write the master workbook of a consolidation result to ``path``."""
     period: Period = result.period
     rows = result.rows
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False})
+    splicer = Splicer()
+    wb = xlsxwriter.Workbook(splicer.buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False})
     wb.set_properties(
         {
             "title": f"Performance master {period.label}",
@@ -154,12 +162,17 @@ def write_master(path: str | Path, register: Register, result) -> None:
     f = _Formats(wb)
     taken: set[str] = set()
     _summary(wb, f, register, result, sheet_name("Summary", taken))
-    for portfolio in register.portfolios:
-        _portfolio_sheet(wb, f, portfolio, [r for r in rows if r["portfolio"] == portfolio], period, sheet_name(portfolio, taken))
-    _exceptions(wb, f, rows, period, sheet_name("Exceptions", taken))
+    if len(register.portfolios) <= MAX_PORTFOLIO_SHEETS:
+        by_portfolio: dict[str, list[dict]] = {p: [] for p in register.portfolios}
+        for row in rows:
+            by_portfolio[row["portfolio"]].append(row)
+        for portfolio, group in by_portfolio.items():
+            _portfolio_sheet(wb, f, portfolio, group, period, sheet_name(portfolio, taken))
+    _exceptions(wb, f, rows, period, sheet_name("Exceptions", taken), splicer)
     _submissions(wb, f, result, sheet_name("Submissions", taken))
-    _data(wb, f, rows, sheet_name("Data", taken))
+    _data(wb, f, rows, sheet_name("Data", taken), splicer)
     wb.close()
+    splicer.save(path)
 
 
 def _summary(wb, f, register, result, name):
@@ -170,7 +183,11 @@ def _summary(wb, f, register, result, name):
     returned = len({s.report.portfolio for s in result.submissions if s.used})
     ws.write_string(1, 0, f"{returned} of {len(register.portfolios)} portfolios returned a valid return. Generated {result.generated_at}.", f.note)
     if result.missing:
-        ws.write_string(2, 0, "Missing or invalid: " + "; ".join(result.missing), f.note)
+        shown = result.missing[:20]
+        more = f" and {len(result.missing) - len(shown)} more (see Submissions)" if len(result.missing) > len(shown) else ""
+        ws.write_string(2, 0, "Missing or invalid: " + "; ".join(shown) + more, f.note)
+    if len(register.portfolios) > MAX_PORTFOLIO_SHEETS:
+        ws.write_string(3, 0, f"{len(register.portfolios)} portfolios: filter the Data sheet by Portfolio for one portfolio's items.", f.note)
     headers = ["", "Measures", "Actions", "Projects", "Risks", *MEASURE_STATUSES, "% meeting target (where set)", "% improved (year on year)", "% actions delivered or on track", "% projects Green or Green/Amber"]
     widths = [46, 9, 8, 8, 7, 7, 7, 7, 7, 9, 8, 12, 12, 12, 12]
     for c, w in enumerate(widths):
@@ -284,7 +301,7 @@ def _portfolio_sheet(wb, f, portfolio, rows, period, name):
     _print(ws, f"{portfolio} - {period.label}")
 
 
-def _exceptions(wb, f, rows, period, name):
+def _exceptions(wb, f, rows, period, name, splicer: Splicer):
     ws = wb.add_worksheet(name)
     cols = (("Portfolio", 30), ("Ref", 13), ("Kind", 9), ("Description", 45), ("Status", 12), ("Actual", 13), ("Target", 12), ("Commentary", 60))
     for c, (h, w) in enumerate(cols):
@@ -292,26 +309,49 @@ def _exceptions(wb, f, rows, period, name):
         ws.write_string(0, c, h, f.header)
     order = {rag.RED: 0, rag.AMBER_RED: 1, rag.AMBER: 2}
     picked = sorted((row for row in rows if row["status"] in order), key=lambda row: (order[row["status"]], row["portfolio"], row["ref"]))
-    r = 0
-    for row in picked:
-        r += 1
-        write_text(ws, r, 0, row["portfolio"], f.text)
-        write_text(ws, r, 1, row["ref"], f.plain)
-        write_text(ws, r, 2, row["kind"], f.plain)
-        write_text(ws, r, 3, row["description"], f.text)
-        write_text(ws, r, 4, row["status"], f.plain)
-        _value(ws, f, r, 5, row, "actual")
-        _value(ws, f, r, 6, row, "target")
-        write_text(ws, r, 7, row.get("commentary"), f.text)
-        h = row_height([(row["description"], 45), (row.get("commentary"), 60), (row["portfolio"], 30)])
-        if h:
-            ws.set_row(r, h)
     if not picked:
         ws.write_string(1, 0, "No Red or Amber items this quarter.", f.note)
-    _status_rules(ws, f, 1, max(r, 1), 4)
+    last = max(len(picked), 1)
+    _status_rules(ws, f, 1, last, 4)
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(r, 1), len(cols) - 1)
+    ws.autofilter(0, 0, last, len(cols) - 1)
     _print(ws, f"Exceptions - {period.label}")
+    if picked:
+        text, plain = style_index(f.text), style_index(f.plain)
+        styles = (text, plain, plain, text, plain, None, None, text)
+        units = _unit_styles(f, picked)
+
+        def xml():
+            render = RowRenderer(len(cols))
+            for r, row in enumerate(picked, start=1):
+                actual, a_style = _cell_value(f, row, "actual", units, plain)
+                target, t_style = _cell_value(f, row, "target", units, plain)
+                values = (row["portfolio"], row["ref"], row["kind"], row["description"], row["status"], actual, target, row.get("commentary"))
+                h = row_height([(row["description"], 45), (row.get("commentary"), 60), (row["portfolio"], 30)])
+                yield render.row(r, values, styles[:5] + (a_style, t_style) + styles[7:], h)
+
+        splicer.add(ws, xml, last, len(cols) - 1)
+
+
+def _unit_styles(f, rows) -> dict[str, int]:
+    """Style indices of the number formats the rows' units need, registered now: the rows
+    are rendered after xlsxwriter has written styles.xml, so no style can be added then."""
+    units = {row.get("unit") or "number" for row in rows if row["kind"] == "measure"}
+    return {u: style_index(f.unit(u)) for u in sorted(units)}
+
+
+def _cell_value(f, row, key, units: dict, plain: int):
+    """What :func:`_value` writes, as (value, style index) for a streamed row."""
+    v = row.get(key)
+    if row["kind"] == "measure":
+        if v is None:
+            if key == "actual" and row.get("note"):
+                return row["note"], plain
+            return ("No target" if key == "target" else None), plain
+        return v, units[row.get("unit") or "number"]
+    if key == "actual":
+        return row.get("status_word"), plain
+    return ("N/A" if key == "target" else None), plain
 
 
 def _submissions(wb, f, result, name):
@@ -340,24 +380,43 @@ def _submissions(wb, f, result, name):
     _print(ws, f"Submissions - {result.period.label}")
 
 
-def _data(wb, f, rows, name):
+def _data(wb, f, rows, name, splicer: Splicer):
     ws = wb.add_worksheet(name)
     for c, (_, _, w) in enumerate(DATA_COLUMNS):
         ws.set_column(c, c, w)
-    for r, row in enumerate(rows, start=1):
-        for c, (_, key, _) in enumerate(DATA_COLUMNS):
-            v = row.get(key)
-            if key in ("actual", "target", "previous_actual") and row["kind"] == "measure":
-                write_number(ws, r, c, v, f.unit(row.get("unit")))
-            elif key == "score":
-                write_number(ws, r, c, v, f.int)
-            else:
-                write_text(ws, r, c, v if v is None or isinstance(v, str) else str(v), None)
     last = max(len(rows), 1)
-    ws.add_table(
-        0, 0, last, len(DATA_COLUMNS) - 1,
-        {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h} for h, _, _ in DATA_COLUMNS]},
-    )
+    ncols = len(DATA_COLUMNS)
+    ws.add_table(0, 0, 1, ncols - 1, {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h} for h, _, _ in DATA_COLUMNS]})
+    splicer.resize_table("PerformanceData", xl_range(0, 0, 1, ncols - 1), xl_range(0, 0, last, ncols - 1))
     _status_rules(ws, f, 1, last, [k for _, k, _ in DATA_COLUMNS].index("status"))
     ws.freeze_panes(1, 1)
     _print(ws, "Data")
+    keys = [k for _, k, _ in DATA_COLUMNS]
+    numeric = [keys.index(k) for k in ("actual", "target", "previous_actual")]
+    score = keys.index("score")
+    unit_styles = _unit_styles(f, rows)
+    int_style = style_index(f.int)
+    plain = [0] * len(keys)
+    plain[score] = int_style
+    by_unit = {}
+    for unit, style in unit_styles.items():
+        styles = list(plain)
+        for c in numeric:
+            styles[c] = style
+        by_unit[unit] = styles
+    pick = operator.itemgetter(*keys)
+
+    def xml():
+        render = RowRenderer(len(keys))
+        for r, row in enumerate(rows, start=1):
+            values = list(pick(row))
+            if row["kind"] == "measure":
+                styles = by_unit[row["unit"] or "number"]
+            else:
+                styles = plain
+                for c in numeric:  # words for actions, projects and risks
+                    if values[c] is not None and values[c].__class__ is not str:
+                        values[c] = str(values[c])
+            yield render.row(r, values, styles)
+
+    splicer.add(ws, xml, last, len(keys) - 1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import python_calamine as calamine
-from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.utility import xl_col_to_name
 
 from derbyxl.register import cell_text, header_key
 from derbyxl.spec import COVER_SHEET, SHEETS, SIGN_OFF, STAMP_SHEET, SheetSpec
@@ -59,11 +59,19 @@ class RawSheet:
     stray: list[RawRow] = field(default_factory=list)
     merged: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     hidden: bool = False
+    _letters: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def cell(self, row: RawRow, key: str) -> str | None:
-        if key not in self.columns:
-            return None
-        return xl_rowcol_to_cell(row.index, self.columns[key])
+        """The A1 reference of a column's cell in a row (None when the column is missing)."""
+        letters = self.letters.get(key)
+        return None if letters is None else f"{letters}{row.index + 1}"
+
+    @property
+    def letters(self) -> dict[str, str]:
+        """Column letters by key, worked out once per sheet."""
+        if self._letters is None or len(self._letters) != len(self.columns):
+            self._letters = {key: xl_col_to_name(c) for key, c in self.columns.items()}
+        return self._letters
 
 
 @dataclass

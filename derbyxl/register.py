@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import operator
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from pathlib import Path
 
 from derbyxl.rag import KEY, Tolerances
@@ -91,6 +91,15 @@ class Item:
     minimum: float | None = None
     maximum: float | None = None
     row: int | None = field(default=None, compare=False)
+
+    @classmethod
+    def _unchecked(cls, fields: dict) -> Item:
+        """An item from a dict holding every field, made without the frozen dataclass's
+        ``__init__`` (which sets each field through ``object.__setattr__``, 8x slower: it
+        counts when loading a register of 200,000 items). Item has no ``__post_init__``."""
+        item = object.__new__(cls)
+        item.__dict__.update(fields)
+        return item
 
     @property
     def bounds(self) -> tuple[float | None, float | None]:
@@ -162,13 +171,19 @@ class Register:
 
     @staticmethod
     def _hash(items) -> str:
-        payload = [{k: v for k, v in asdict(item).items() if k != "row"} for item in items]
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        h = hashlib.sha256()
+        for item in items:
+            # Every field but the register row, in declaration order: repr is exact for floats.
+            values = [getattr(item, name) for name in _FINGERPRINT_FIELDS]
+            values[_TOLERANCES] = _KEY_TUPLE if item.tolerances is KEY else astuple(item.tolerances)
+            h.update(repr(values).encode())
+            h.update(b"\n")
+        return h.hexdigest()[:16]
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of everything in the register that a template depends on."""
+        """A short hash of the whole register: of its file when it was loaded from one (any
+        change to the file changes it), else of its items."""
         if "" not in self._fingerprints:
             self._fingerprints[""] = self._hash(self.items)
         return self._fingerprints[""]
@@ -186,6 +201,11 @@ class Register:
         for item in self.items:
             out.setdefault(item.portfolio, Counter())[item.kind] += 1
         return out
+
+
+_FINGERPRINT_FIELDS = tuple(f.name for f in fields(Item) if f.name != "row")
+_TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
+_KEY_TUPLE = astuple(KEY)
 
 
 def _read_rows(path: Path) -> list[list]:
@@ -212,9 +232,11 @@ def cell_text(v) -> str:
     """A cell's value as tidy text: whole floats without '.0', spaces (and NBSP) folded."""
     if v is None:
         return ""
+    if v.__class__ is str:
+        return " ".join(v.split())  # str.split() folds NBSP and other Unicode spaces too
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    return " ".join(str(v).replace("\u00a0", " ").split())
+    return " ".join(str(v).split())
 
 
 def load_register(path: str | Path) -> Register:
@@ -234,7 +256,9 @@ def load_register(path: str | Path) -> Register:
     if not path.exists():
         raise FileNotFoundError(f"no register at {path}")
     rows = _read_rows(path)
-    return parse_register(rows, source=str(path))
+    register = parse_register(rows, source=str(path))
+    register._fingerprints[""] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return register
 
 
 def parse_register(rows: list[list], source: str = "register") -> Register:
@@ -253,102 +277,69 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
     if problems:
         raise RegisterError(source, problems)
 
-    def get(row, name):
-        i = columns.get(name)
-        return row[i] if i is not None and i < len(row) else None
-
+    width = max(columns.values()) + 1
+    at = lambda name: columns.get(name, width)  # noqa: E731 - absent optional columns read as None
+    field_cols = [at(name) for name in _FIELD_COLUMNS]
+    ref_i, desc_i, port_i, theme_i, lead_i, email_i = (at(n) for n in ("Ref", "Description", "Portfolio", "Theme", "Lead officer", "Email"))
+    # Kind, unit, polarity, targets and tolerances repeat across rows: parse each combination once.
+    memo: dict[tuple, tuple[tuple, list[tuple[str, str]]]] = {}
+    texts: dict[object, str] = {}
     items: list[Item] = []
     seen: dict[str, int] = {}
+    pick = operator.itemgetter(*field_cols)
     for n, row in enumerate(rows[1:], start=2):
-        if all(cell_text(c) == "" for c in row):
+        try:
+            blank = not "".join(row).strip()  # rows of a CSV: all text
+        except TypeError:
+            blank = not any(c is not None and str(c).strip() for c in row)
+        if blank:
             continue
-        p = lambda col, msg: problems.append(RegisterProblem(n, col, msg))  # noqa: E731
-        ref = cell_text(get(row, "Ref"))
+        if len(row) <= width:
+            row = list(row) + [None] * (width + 1 - len(row))
+        key = pick(row)
+        if key not in memo:
+            memo[key] = _parse_fields(dict(zip(_FIELD_COLUMNS, key)))
+        fields, found = memo[key]
+        for col, msg in found:
+            problems.append(RegisterProblem(n, col, msg))
+        ref = cell_text(row[ref_i])
         if not ref:
-            p("Ref", "Ref is empty")
+            problems.append(RegisterProblem(n, "Ref", "Ref is empty"))
         elif ref in seen:
-            p("Ref", f"duplicate ref {ref!r} (first on row {seen[ref]})")
+            problems.append(RegisterProblem(n, "Ref", f"duplicate ref {ref!r} (first on row {seen[ref]})"))
         else:
             seen[ref] = n
-        kind_text = cell_text(get(row, "Kind")).lower()
-        kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
-        if kind is None:
-            p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
-        for col in ("Description", "Portfolio", "Theme"):
-            if not cell_text(get(row, col)):
-                p(col, f"{col} is empty")
-        unit_text = cell_text(get(row, "Unit"))
-        unit = normalise_unit(unit_text) if unit_text else None
-        if unit_text and unit is None:
-            p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
-        if kind == "measure" and not unit_text:
-            p("Unit", "a measure needs a unit")
-        pol_text = cell_text(get(row, "Polarity")).lower()
-        polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
-        if pol_text and polarity is None:
-            p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
-
-        def number(col, allow_empty=True):
-            raw = get(row, col)
-            if isinstance(raw, str) and raw.strip().lower() in _NO_TARGET:
-                return None
-            if raw is None:
-                return None
-            parsed = parse_value(raw, unit or "number")
-            if parsed.code in (None, "value-normalised"):
-                if parsed.value is not None and unit == "percent" and not isinstance(raw, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):
-                    p(col, f"{raw!r} in a percent measure would be {parsed.value * 100:g}%; write {raw}% or {parsed.value / 100:g}")
-                    return None
-                return parsed.value
-            p(col, f"{col} is not a number: {parsed.detail}")
-            return None
-
-        target = number("Target")
-        previous = number("Previous actual")
-        minimum = number("Minimum")
-        maximum = number("Maximum")
-        if kind == "measure" and target is not None and polarity is None and not pol_text:
-            p("Polarity", "a measure with a target needs a polarity (higher or lower)")
-        if kind in ("action", "project", "risk") and target is not None:
-            p("Target", f"a {kind} has no target")
-
-        tol = {}
-        for col, attr in (("Green within", "green_within"), ("Amber within", "amber_within"), ("Blue from", "blue_from")):
-            raw = get(row, col)
-            if raw is None or cell_text(raw) == "":
-                continue
-            parsed = parse_value(raw, "percent")
-            if parsed.value is None or parsed.value < 0 or parsed.code not in (None, "value-normalised"):
-                p(col, f"{col} must be a percentage such as 2% or 0.02, not {raw!r}")
-            elif parsed.value > 1:
-                p(col, f"{col} {raw!r} would be {parsed.value * 100:g}%; write it as a percentage such as 2%")
-            else:
-                tol[attr] = parsed.value
-        tolerances = KEY
-        if tol:
-            try:
-                tolerances = Tolerances(**{**asdict(KEY), **tol})
-            except ValueError as exc:
-                p("Amber within", str(exc))
+        description = cell_text(row[desc_i])
+        v = row[port_i]
+        portfolio = texts[v] if v in texts else texts.setdefault(v, cell_text(v))
+        v = row[theme_i]
+        theme = texts[v] if v in texts else texts.setdefault(v, cell_text(v))
+        if not (description and portfolio and theme):
+            for col, text in (("Description", description), ("Portfolio", portfolio), ("Theme", theme)):
+                if not text:
+                    problems.append(RegisterProblem(n, col, f"{col} is empty"))
+        kind, unit, polarity, target, previous, tolerances, minimum, maximum = fields
         if kind is None or not ref:
             continue
         items.append(
-            Item(
-                ref=ref,
-                kind=kind,
-                description=cell_text(get(row, "Description")),
-                portfolio=cell_text(get(row, "Portfolio")),
-                theme=cell_text(get(row, "Theme")),
-                unit=unit if kind == "measure" else None,
-                polarity=polarity,
-                target=target,
-                previous_actual=previous,
-                lead_officer=cell_text(get(row, "Lead officer")) or None,
-                email=cell_text(get(row, "Email")) or None,
-                tolerances=tolerances,
-                minimum=minimum,
-                maximum=maximum,
-                row=n,
+            Item._unchecked(
+                {
+                    "ref": ref,
+                    "kind": kind,
+                    "description": description,
+                    "portfolio": portfolio,
+                    "theme": theme,
+                    "unit": unit,
+                    "polarity": polarity,
+                    "target": target,
+                    "previous_actual": previous,
+                    "lead_officer": cell_text(row[lead_i]) or None,
+                    "email": cell_text(row[email_i]) or None,
+                    "tolerances": tolerances,
+                    "minimum": minimum,
+                    "maximum": maximum,
+                    "row": n,
+                }
             )
         )
     if problems:
@@ -356,6 +347,77 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
     if not items:
         raise RegisterError(source, [RegisterProblem(None, None, "the register lists no items")])
     return Register(items, source=source)
+
+
+#: The columns whose values :func:`_parse_fields` turns into an item's typed fields.
+_FIELD_COLUMNS = ("Kind", "Unit", "Polarity", "Target", "Previous actual", "Green within", "Amber within", "Blue from", "Minimum", "Maximum")
+
+
+def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
+    """Kind, unit, polarity, numbers and tolerances from one row's raw cells.
+
+    Returns:
+        (kind, unit, polarity, target, previous, tolerances, minimum, maximum) and the
+        problems found, as (column, message).
+    """
+    problems: list[tuple[str, str]] = []
+    p = lambda col, msg: problems.append((col, msg))  # noqa: E731
+    kind_text = cell_text(raw["Kind"]).lower()
+    kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
+    if kind is None:
+        p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
+    unit_text = cell_text(raw["Unit"])
+    unit = normalise_unit(unit_text) if unit_text else None
+    if unit_text and unit is None:
+        p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
+    if kind == "measure" and not unit_text:
+        p("Unit", "a measure needs a unit")
+    pol_text = cell_text(raw["Polarity"]).lower()
+    polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
+    if pol_text and polarity is None:
+        p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
+
+    def number(col):
+        value = raw[col]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NO_TARGET):
+            return None
+        parsed = parse_value(value, unit or "number")
+        if parsed.code in (None, "value-normalised"):
+            if parsed.value is not None and unit == "percent" and not isinstance(value, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):
+                p(col, f"{value!r} in a percent measure would be {parsed.value * 100:g}%; write {value}% or {parsed.value / 100:g}")
+                return None
+            return parsed.value
+        p(col, f"{col} is not a number: {parsed.detail}")
+        return None
+
+    target = number("Target")
+    previous = number("Previous actual")
+    minimum = number("Minimum")
+    maximum = number("Maximum")
+    if kind == "measure" and target is not None and polarity is None and not pol_text:
+        p("Polarity", "a measure with a target needs a polarity (higher or lower)")
+    if kind in ("action", "project", "risk") and target is not None:
+        p("Target", f"a {kind} has no target")
+    tol = {}
+    for col, attr in (("Green within", "green_within"), ("Amber within", "amber_within"), ("Blue from", "blue_from")):
+        value = raw[col]
+        if value is None or cell_text(value) == "":
+            continue
+        parsed = parse_value(value, "percent")
+        if parsed.value is None or parsed.value < 0 or parsed.code not in (None, "value-normalised"):
+            p(col, f"{col} must be a percentage such as 2% or 0.02, not {value!r}")
+        elif parsed.value > 1:
+            p(col, f"{col} {value!r} would be {parsed.value * 100:g}%; write it as a percentage such as 2%")
+        else:
+            tol[attr] = parsed.value
+    tolerances = KEY
+    if tol:
+        try:
+            tolerances = Tolerances(**{**asdict(KEY), **tol})
+        except ValueError as exc:
+            p("Amber within", str(exc))
+    fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum)
+    return fields, problems
 
 
 def sample_register_path() -> Path:

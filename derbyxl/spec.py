@@ -8,6 +8,7 @@ Change a caption or a list of allowed values here and all three follow.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from derbyxl import rag
@@ -61,8 +62,9 @@ class SheetSpec:
     columns: tuple[Column, ...]
     intro: str = ""
 
-    @property
+    @functools.cached_property
     def inputs(self) -> tuple[Column, ...]:
+        """The columns an officer types into."""
         return tuple(c for c in self.columns if c.role == "input")
 
     def column(self, key: str) -> Column:

@@ -37,25 +37,39 @@ def summarise(rows: list[dict], name: str) -> Summary:
     - % actions delivered or on track: Blue or Green among actions with a status;
     - % projects Green or Green/Amber (or Blue, complete) among projects with a status.
     """
-    counts = Counter(r["kind"] for r in rows)
-    measures = [r for r in rows if r["kind"] == "measure"]
-    status = Counter(r["status"] for r in measures)
+    counts: Counter = Counter()
+    status: Counter = Counter()
+    dots: Counter = Counter()
+    actions = actions_on_track = projects = projects_green = 0
+    for r in rows:  # one pass: a thousand portfolios are summarised in a blink
+        kind, st = r["kind"], r["status"]
+        counts[kind] += 1
+        if kind == "measure":
+            status[st] += 1
+            if r.get("dot"):
+                dots[r["dot"]] += 1
+        elif kind == "action" and st in rag.RAG_ORDER:
+            actions += 1
+            actions_on_track += st in (rag.BLUE, rag.GREEN)
+        elif kind == "project" and st in rag.PROJECT_STATUSES:
+            projects += 1
+            projects_green += st in (rag.GREEN, rag.GREEN_AMBER, rag.BLUE)
     rated = sum(status[s] for s in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED))
-    met = status[rag.BLUE] + status[rag.GREEN]
-    dots = Counter(r.get("dot") for r in measures if r.get("dot"))
-    actions = [r for r in rows if r["kind"] == "action" and r["status"] in rag.RAG_ORDER]
-    projects = [r for r in rows if r["kind"] == "project" and r["status"] in rag.PROJECT_STATUSES]
     return Summary(
         name=name,
         counts=counts,
         measure_status=status,
-        pct_meeting_target=_pct(met, rated),
+        pct_meeting_target=_pct(status[rag.BLUE] + status[rag.GREEN], rated),
         pct_improved=_pct(dots[rag.IMPROVING], sum(dots.values())),
-        pct_actions_on_track=_pct(sum(r["status"] in (rag.BLUE, rag.GREEN) for r in actions), len(actions)),
-        pct_projects_green=_pct(sum(r["status"] in (rag.GREEN, rag.GREEN_AMBER, rag.BLUE) for r in projects), len(projects)),
+        pct_actions_on_track=_pct(actions_on_track, actions),
+        pct_projects_green=_pct(projects_green, projects),
     )
 
 
 def by_group(rows: list[dict], key: str, order: list[str]) -> list[Summary]:
     """One summary per value of ``key`` (``theme`` or ``portfolio``), in ``order``."""
-    return [summarise([r for r in rows if r[key] == g], g) for g in order]
+    groups: dict[str, list[dict]] = {g: [] for g in order}
+    for r in rows:
+        if r[key] in groups:
+            groups[r[key]].append(r)
+    return [summarise(groups[g], g) for g in order]

@@ -9,12 +9,14 @@ still allowing sort and filter.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.worksheet import Worksheet
 
 from derbyxl import __version__, rag
 from derbyxl.periods import Period
@@ -32,6 +34,7 @@ from derbyxl.spec import (
     template_filename,
 )
 from derbyxl.values import NUMBER_FORMATS
+from derbyxl.workers import fork_map
 from derbyxl.xlsx_util import atomic_path, row_height, write_number, write_text
 
 INPUT_FILL = "#FFF9DB"
@@ -111,6 +114,21 @@ def _protect(ws, password: str | None):
     )
 
 
+#: Excel functions xlsxwriter rewrites with an _xlfn. prefix (dynamic arrays and newer ones).
+_NEWER_FUNCTIONS = re.compile(r"\b(?:_xlfn|ANCHORARRAY|BYCOL|BYROW|CHOOSE\w+|DROP|EXPAND|FILTER|HSTACK|LAMBDA|MAKEARRAY|MAP|RANDARRAY|REDUCE|SCAN|SINGLE|SEQUENCE|SORT\w*|SWITCH|TAKE|TEXT\w+|TO\w+|UNIQUE|VSTACK|WRAP\w+|XLOOKUP|[A-Z]+\.[A-Z.]+)\b")
+
+
+class _Worksheet(Worksheet):
+    """xlsxwriter's worksheet, without 29 regular-expression passes over each formula when
+    the formula uses none of the functions they rewrite (the status preview formulas of a
+    return use IF, AND, ISNUMBER, ABS and MAX only)."""
+
+    def _prepare_formula(self, formula, expand_future_functions=False):
+        if expand_future_functions or self.use_future_functions or _NEWER_FUNCTIONS.search(formula):
+            return super()._prepare_formula(formula, expand_future_functions)
+        return formula.removeprefix("{").removeprefix("=").removesuffix("}")
+
+
 def _print_setup(ws, title: str, repeat_header: bool = True):
     ws.set_landscape()
     ws.set_paper(9)  # A4
@@ -122,7 +140,7 @@ def _print_setup(ws, title: str, repeat_header: bool = True):
     ws.set_footer("&L&8derbyxl return&RPage &P of &N")
 
 
-def _validation(ws, spec: SheetSpec, col, row: int, c: int, item: Item):
+def _validation(spec: SheetSpec, col, item: Item) -> dict:
     title = col.caption[:32]
     if col.dtype == "number":
         lo, hi = item.bounds
@@ -141,9 +159,9 @@ def _validation(ws, spec: SheetSpec, col, row: int, c: int, item: Item):
             rng = "between {} and {}".format(
                 "any" if lo is None else _shown(lo, item.unit), "any" if hi is None else _shown(hi, item.unit)
             )
-            error = f"Type a number {rng} for {item.ref}."
+            error = f"Type a number {rng}."
         else:
-            error = f"Type a number for {item.ref}, without units or words."
+            error = "Type a number, without units or words."
     elif col.dtype == "whole":
         opts = {"validate": "integer", "criteria": "between", "minimum": col.minimum, "maximum": col.maximum}
         prompt = col.prompt
@@ -160,13 +178,24 @@ def _validation(ws, spec: SheetSpec, col, row: int, c: int, item: Item):
         {
             "input_title": title,
             "input_message": prompt[:255],
-            "error_title": f"{col.caption} for {item.ref}"[:32],
+            "error_title": col.caption[:32],
             "error_message": error[:255],
             "error_type": "stop",
             "ignore_blank": True,
         }
     )
-    ws.data_validation(row, c, row, c, opts)
+    return opts
+
+
+def _add_validations(ws, by_column: dict[int, list[tuple[int, dict]]]) -> None:
+    """One data validation per run of consecutive rows that share the same rule: a few per
+    column rather than one per cell, which keeps the file small and quick to write."""
+    for c, cells in by_column.items():
+        start = 0
+        for i in range(1, len(cells) + 1):
+            if i == len(cells) or cells[i][1] != cells[start][1] or cells[i][0] != cells[i - 1][0] + 1:
+                ws.data_validation(cells[start][0], c, cells[i - 1][0], c, cells[start][1])
+                start = i
 
 
 def _shown(value: float, unit: str | None) -> str:
@@ -176,12 +205,13 @@ def _shown(value: float, unit: str | None) -> str:
 
 
 def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previous: Mapping[str, float], title: str, password, answers=None):
-    ws = wb.add_worksheet(spec.name)
+    ws = wb.add_worksheet(spec.name, worksheet_class=_Worksheet)
     for c, col in enumerate(spec.columns):
         ws.set_column(c, c, col.width)
         ws.write_string(0, c, col.caption, f.header)
     ws.set_row(0, 30)
     cols = {col.key: i for i, col in enumerate(spec.columns)}
+    validations: dict[int, list[tuple[int, dict]]] = {}
     for r, item in enumerate(items, start=1):
         texts = []
         for c, col in enumerate(spec.columns):
@@ -219,10 +249,11 @@ def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previ
                     ws.write_number(r, c, value, fmt)
                 else:
                     write_text(ws, r, c, value, fmt)
-                _validation(ws, spec, col, r, c, item)
+                validations.setdefault(c, []).append((r, _validation(spec, col, item)))
         height = row_height(texts)
         if height:
             ws.set_row(r, height)
+    _add_validations(ws, validations)
     last = len(items)
     ws.freeze_panes(1, 2)
     ws.autofilter(0, 0, last, len(spec.columns) - 1)
@@ -392,7 +423,7 @@ def write_template(
     out = Path(out_dir) / template_filename(portfolio, period.key)
     title = f"{portfolio} - {period.label}"
     with atomic_path(out) as tmp:
-        wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+        wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True})
         wb.set_properties(
             {
                 "title": f"Performance return {period.label}: {portfolio}",
@@ -424,8 +455,10 @@ def write_templates(
     previous: Mapping[str, float] | None = None,
     password: str | None = None,
     progress: Callable[[TemplateInfo], None] | None = None,
+    workers: int | None = None,
 ) -> list[TemplateInfo]:
-    """Write a template for each portfolio (all in the register by default).
+    """Write a template for each portfolio (all in the register by default), in worker
+    processes when there are many (see :mod:`derbyxl.workers`).
 
     Raises:
         ValueError: when a named portfolio is not in the register.
@@ -437,10 +470,14 @@ def write_templates(
             raise ValueError(f"portfolio {p!r} is not in the register; it has: {', '.join(register.portfolios)}")
         names.append(found)
     generated_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    written = []
-    for name in names:
-        info = write_template(register, name, period, out_dir, previous=previous, password=password, generated_at=generated_at)
-        written.append(info)
+    register.fingerprint  # worked out once here, not once per worker
+
+    def one(i: int) -> TemplateInfo:
+        return write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at)
+
+    written, lost = fork_map(one, len(names), workers, on_done=(lambda _i, info: progress(info)) if progress else None)
+    for i in lost:  # a worker died (out of memory?): write those here, where an error shows
+        written[i] = one(i)
         if progress:
-            progress(info)
-    return written
+            progress(written[i])
+    return [written[i] for i in range(len(names))]

@@ -12,19 +12,24 @@ Files are only read, never written.
 from __future__ import annotations
 
 import hashlib
+import json
+import multiprocessing
 import os
 import time
+import zlib
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from derbyxl import checks
-from derbyxl.findings import FileReport, Report, finding, sort_key
+from derbyxl.cache import FileCache
+from derbyxl.checks import Cells
+from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period, PeriodError
-from derbyxl.read import RawReturn, ReadError, read_return
+from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
+from derbyxl.workers import default_workers, fork_map
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
@@ -56,14 +61,6 @@ def sha256_of(path: Path) -> str | None:
     return h.hexdigest()
 
 
-@dataclass
-class _Work:
-    report: FileReport
-    raw: RawReturn | None = None
-    error_cells: dict | None = None
-    started: float = 0.0
-
-
 def _display_names(files: list[Path]) -> list[str]:
     """File names, made unique with their folder when two folders hold the same name."""
     counts = Counter(f.name for f in files)
@@ -78,6 +75,8 @@ def validate_paths(
     limits: Limits = DEFAULT_LIMITS,
     previous: dict[str, dict] | None = None,
     progress: Callable[[Path], None] | None = None,
+    cache: FileCache | None = None,
+    workers: int | None = None,
 ) -> Report:
     """Validate every returned workbook in ``paths`` (files or folders).
 
@@ -89,103 +88,240 @@ def validate_paths(
         limits: bounds on the work per file.
         previous: last quarter's values and statuses by ref (from history), for plausibility.
         progress: called with each file once it has been read.
+        cache: per-file results kept by SHA-256 (:class:`derbyxl.cache.FileCache`): files
+            found there are not read again, and files read are added to it.
+        workers: processes reading files at once (default :func:`default_workers`); 1 reads
+            them in this process.
 
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
     """
     files = expand_paths(paths)
+    names = _display_names(files)
     expected = Period.parse(period) if period else None
-    debug = os.environ.get(DEBUG_ENV) == "1"
-    work: list[_Work] = []
-    for path, name in zip(files, _display_names(files)):
-        w = _Work(FileReport(workbook=name, path=str(path)), started=time.monotonic())
-        try:
-            _read(w, path, limits, register)
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            if debug:
-                raise
-            w.raw = None
-            w.report.findings.append(finding("corrupt-file", name, f"it could not be read ({type(exc).__name__}: {exc})"))
-        work.append(w)
-        if progress:
-            progress(path)
+    shas = [_sha256_within(f, limits) for f in files]
+    decoded: dict[int, tuple[FileReport, list[dict]]] = {}
+    if cache is not None:
+        stored = cache.get_many([s for s in shas if s], register.fingerprint)
+        for i, sha in enumerate(shas):
+            if sha in stored:
+                try:
+                    decoded[i] = decode_stage(stored[sha], names[i], str(files[i]))
+                except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
+                    pass
+    todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
+    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress) if todo else {}
+    if cache is not None:
+        cache.put_many({shas[i]: blob for i, blob in fresh.items() if shas[i] and _cacheable(blob)}, register.fingerprint)
+    for i, blob in fresh.items():
+        decoded[i] = decode_stage(blob, names[i], str(files[i]))
+
+    reports: list[FileReport] = []
+    records_by_file: list[list[dict]] = []
+    for i in range(len(files)):
+        report, records = decoded[i]
+        report.sha256 = report.sha256 or shas[i]
+        reports.append(report)
+        records_by_file.append(records)
     if expected is None:
-        expected = _latest_period(work)
+        expected = _latest_period(reports)
     records: list[dict] = []
-    for w in work:
-        if w.raw is None:
+    for report, recs in zip(reports, records_by_file):
+        wrong = checks.check_period(report, expected)
+        if wrong:
+            report.findings.append(wrong)
             continue
-        try:
-            records.extend(_check_one(w, register, expected, limits))
-        except Exception as exc:  # noqa: BLE001
-            if debug:
-                raise
-            w.report.findings.append(finding("corrupt-file", w.report.workbook, f"it could not be checked ({type(exc).__name__}: {exc})"))
-            w.raw = None
-    by_name = {w.report.workbook: w.report for w in work}
+        records.extend(recs)
+    by_name = {r.workbook: r for r in reports}
     for f in checks.check_values(records):
         by_name[f.workbook].findings.append(f)
     for f in checks.check_cross_field(records, register, previous):
         by_name[f.workbook].findings.append(f)
-    rows_by_wb: dict[str, list[dict]] = {}
     for rec in records:
-        rows_by_wb.setdefault(rec["workbook"], []).append(checks.public_record(rec))
-    for w in work:
-        w.report.rows = rows_by_wb.get(w.report.workbook, [])
-        w.report.findings.sort(key=sort_key)
-    return Report([w.report for w in work])
+        checks.make_public(rec)
+        by_name[rec["workbook"]].rows.append(rec)
+    for report in reports:
+        report.findings.sort(key=sort_key)
+    return Report(reports)
 
 
-def validate_file(path: str | Path, register: Register, **kwargs) -> FileReport:
-    """Validate one returned workbook; see :func:`validate_paths` for the options."""
-    return validate_paths([path], register, **kwargs).files[0]
-
-
-def _read(w: _Work, path: Path, limits: Limits, register: Register) -> None:
-    rep = w.report
-    res = scan(path, limits, workbook=rep.workbook)
-    rep.findings.extend(res.findings)
-    if not res.ok:
-        return
-    rep.sha256 = sha256_of(path)
-    w.error_cells = res.error_cells
+def _sha256_within(path: Path, limits: Limits) -> str | None:
+    """The file's SHA-256, or None when it is missing, unreadable or over the size limit."""
     try:
-        w.raw = read_return(path, max_rows=limits.max_rows, known_refs=set(register.by_ref))
-    except ReadError as exc:
-        rep.findings.append(finding(exc.code, rep.workbook, exc.message))
-        w.raw = None
+        if not path.is_file() or path.stat().st_size > limits.max_file_bytes:
+            return None
+    except OSError:
+        return None
+    return sha256_of(path)
 
 
-def _latest_period(work: list[_Work]) -> Period | None:
+def _latest_period(reports: list[FileReport]) -> Period | None:
     periods = []
-    for w in work:
-        if w.raw and w.raw.stamp:
-            try:
-                periods.append(Period.parse(w.raw.stamp.get("period", "")))
-            except PeriodError:
-                pass
+    for r in reports:
+        try:
+            periods.append(Period.parse(r.period or ""))
+        except PeriodError:
+            pass
     return max(periods) if periods else None
 
 
-def _check_one(w: _Work, register: Register, expected: Period | None, limits: Limits) -> list[dict]:
-    rep, raw = w.report, w.raw
-    ident, found = checks.check_identity(raw, register, rep.workbook, expected)
-    rep.findings.extend(found)
-    rep.portfolio, rep.period = ident.portfolio, ident.period
+# -- the per-file stage: everything that depends only on the file's bytes and the register --
+
+
+def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS) -> tuple[FileReport, list[dict]]:
+    """Pre-scan, read and check one file on its own: identity, structure, sign-off, values.
+
+    The checks across files (the expected period, the pandera schemas over all returns,
+    cross-field rules) are left to :func:`validate_paths`.
+
+    Returns:
+        the file's report (findings so far) and its records of normalised values.
+    """
+    report = FileReport(workbook=name, path=str(path))
+    started = time.monotonic()
+    try:
+        return report, _check(report, path, register, limits, started)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        report.findings.append(finding("corrupt-file", name, f"it could not be read ({type(exc).__name__}: {exc})"))
+        return report, []
+
+
+def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float) -> list[dict]:
+    name = report.workbook
+    res = scan(path, limits, workbook=name)
+    report.findings.extend(res.findings)
+    if not res.ok:
+        return []
+    try:
+        raw = read_return(path, max_rows=limits.max_rows, known_refs=register.by_ref.keys())
+    except ReadError as exc:
+        report.findings.append(finding(exc.code, name, exc.message))
+        return []
+    ident, found = checks.check_identity(raw, register, name, None)
+    report.findings.extend(found)
+    report.portfolio, report.period = ident.portfolio, ident.period
     if not ident.ok:
         return []
     items = register.for_portfolio(ident.portfolio)
-    rep.items = len(items)
-    rows, found = checks.check_structure(raw, items, register, rep.workbook)
-    rep.findings.extend(found)
-    sign, rep.signed_by, rep.signed_date = checks.check_sign_off(raw, rep.workbook)
-    rep.findings.extend(sign)
-    records, found = checks.normalise_rows(rows, items, rep.workbook, w.error_cells or {})
-    rep.findings.extend(found)
-    if time.monotonic() - w.started > limits.max_seconds:
-        rep.findings.append(finding("time-limit", rep.workbook, f"over {limits.max_seconds:g} s"))
+    report.items = len(items)
+    rows, found = checks.check_structure(raw, items, register, name)
+    report.findings.extend(found)
+    sign, report.signed_by, report.signed_date = checks.check_sign_off(raw, name)
+    report.findings.extend(sign)
+    records, found = checks.normalise_rows(rows, items, name, res.error_cells)
+    report.findings.extend(found)
+    if time.monotonic() - started > limits.max_seconds:
+        report.findings.append(finding("time-limit", name, f"over {limits.max_seconds:g} s"))
         return []
     for rec in records:
         rec["portfolio"] = ident.portfolio
     return records
 
+
+_REPORT_FIELDS = ("sha256", "portfolio", "period", "signed_by", "signed_date", "items")
+_FINDING_FIELDS = ("sheet", "cell", "ref", "code", "severity", "message", "hint")
+#: Findings that depend on the moment, not the file: a result holding one is not cached.
+_UNCACHEABLE = ("time-limit", "reader-crashed")
+
+
+def encode_stage(report: FileReport, records: list[dict]) -> bytes:
+    """One file's stage result as compact bytes (for the cache and between processes)."""
+    letters: dict[str, dict[str, str]] = {}
+    rows = []
+    for rec in records:
+        cells = rec["cells"]
+        letters.setdefault(rec["sheet"], cells.letters)
+        rows.append({**{k: v for k, v in rec.items() if k not in ("workbook", "cells")}, "bad": sorted(rec["bad"]), "cells": cells.row})
+    payload = {
+        "report": {k: getattr(report, k) for k in _REPORT_FIELDS},
+        "findings": [[getattr(f, k) for k in _FINDING_FIELDS] for f in report.findings],
+        "letters": letters,
+        "records": rows,
+    }
+    cacheable = not any(f.code in _UNCACHEABLE for f in report.findings)
+    return (b"1" if cacheable else b"0") + zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
+
+
+def decode_stage(blob: bytes, name: str, path: str) -> tuple[FileReport, list[dict]]:
+    """The inverse of :func:`encode_stage`, naming the workbook ``name``."""
+    payload = json.loads(zlib.decompress(blob[1:]))
+    report = FileReport(workbook=name, path=path, **payload["report"])
+    report.findings = [Finding(name, *f) for f in payload["findings"]]
+    letters = payload["letters"]
+    records = payload["records"]
+    for rec in records:
+        rec["workbook"] = name
+        rec["bad"] = set(rec["bad"])
+        rec["cells"] = Cells(letters[rec["sheet"]], rec["cells"])
+    return report, records
+
+
+def _cacheable(blob: bytes) -> bool:
+    """False for results that depend on the moment (a time limit, a crash), not the file."""
+    return blob[:1] == b"1"
+
+
+def _stage_bytes(path: Path, name: str, register: Register, limits: Limits) -> bytes:
+    return encode_stage(*check_file(path, name, register, limits))
+
+
+def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress) -> dict[int, bytes]:
+    """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
+    there are enough files. A worker that dies (a reader crashing on a file the pre-scan let
+    through) costs only a retry of its unfinished files, one process each, so the file that
+    kills a reader is named and the others are read."""
+
+    def one(k: int) -> bytes:
+        _, path, name = tasks[k]
+        return _stage_bytes(path, name, register, limits)
+
+    def done(k: int, _blob) -> None:
+        if progress:
+            progress(tasks[k][1])
+
+    results, lost = fork_map(one, len(tasks), workers, on_done=done)
+    for k in lost:
+        _, path, name = tasks[k]
+        results[k] = _isolated(path, name, register, limits)
+        done(k, None)
+    return {tasks[k][0]: blob for k, blob in results.items()}
+
+
+def _isolated(path: Path, name: str, register: Register, limits: Limits) -> bytes:
+    """Check one file in a process of its own; a crash becomes a finding naming the file."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child():
+        receive.close()
+        send.send_bytes(_stage_bytes(path, name, register, limits))
+        send.close()
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    send.close()
+    blob = None
+    try:
+        if receive.poll(limits.max_seconds * 2):
+            blob = receive.recv_bytes()
+    except (EOFError, OSError):
+        blob = None
+    finally:
+        receive.close()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if blob is not None:
+        return blob
+    report = FileReport(workbook=name, path=str(path))
+    how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+    report.findings.append(finding("reader-crashed", name, f"the process reading it stopped ({how})"))
+    return encode_stage(report, [])
+
+
+def validate_file(path: str | Path, register: Register, **kwargs) -> FileReport:
+    """Validate one returned workbook; see :func:`validate_paths` for the options."""
+    return validate_paths([path], register, **kwargs).files[0]

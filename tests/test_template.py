@@ -56,14 +56,14 @@ def test_inputs_validated_and_unlocked_everything_else_locked(template_dir):
             for dv in ws.data_validations.dataValidation:
                 assert dv.showErrorMessage and dv.showInputMessage and dv.prompt
                 for rng in dv.sqref.ranges:
-                    validated.add(rng.coord)
+                    validated.update((r, c) for r in range(rng.min_row, rng.max_row + 1) for c in range(rng.min_col, rng.max_col + 1))
             inputs = {c.caption for c in spec.inputs}
             for r in range(2, ws.max_row + 1):
                 for c, col in enumerate(spec.columns, start=1):
                     cell = ws.cell(r, c)
                     if col.caption in inputs:
                         assert cell.protection.locked is False, (path.name, cell.coordinate)
-                        assert cell.coordinate in validated, (path.name, cell.coordinate)
+                        assert (cell.row, cell.column) in validated, (path.name, cell.coordinate)
                         assert cell.fill.fgColor.rgb.endswith("FFF9DB")
                     else:
                         assert cell.protection.locked is True, (path.name, cell.coordinate)

@@ -1,0 +1,142 @@
+"""What was learned from each returned file, kept by the file's SHA-256 in the history database.
+
+``derbyxl validate`` reads every return; ``derbyxl consolidate`` straight after needs exactly the
+same per-file results. Rather than read and check every file again, the per-file results
+(findings and normalised values, see :mod:`derbyxl.validate`) are stored here, keyed by the
+file's SHA-256, the register's fingerprint and :data:`CACHE_VERSION`. A file that changes by a
+byte, a register that changes in any way, or a new derbyxl gets a fresh check.
+
+The checks across files (the pandera schemas over all returns, cross-field rules, the expected
+period, plausibility against history) are not cached: they run every time, over the cached
+values, because they depend on more than one file.
+
+    from derbyxl.cache import FileCache
+    with FileCache("outputs/history.sqlite") as cache:
+        cache.get_many(["<sha256>"], register.fingerprint)   # {sha256: payload bytes}
+
+The cache is a convenience: a database that is busy or damaged means files are checked again,
+never a failed run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable
+
+from derbyxl import __version__
+from derbyxl.spec import FORMAT_VERSION
+
+#: Part of every key: results of another derbyxl or template format are never reused.
+CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/2"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_check (
+    sha256 TEXT NOT NULL,
+    register_fingerprint TEXT NOT NULL,
+    version TEXT NOT NULL,
+    checked_at REAL NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (sha256, register_fingerprint, version)
+);
+"""
+
+#: Entries not used for this long are dropped when new ones are written.
+KEEP_SECONDS = 400 * 24 * 3600
+
+
+class FileCache:
+    """Per-file check results in a SQLite database (normally the history database)."""
+
+    def __init__(self, path: str | Path, timeout: float = 2.0):
+        self.path = Path(path)
+        self.db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError):
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def get_many(self, sha256s: Iterable[str], register_fingerprint: str) -> dict[str, bytes]:
+        """The stored payloads of those files that have one."""
+        wanted = sorted(set(sha256s))
+        if self.db is None or not wanted:
+            return {}
+        out: dict[str, bytes] = {}
+        try:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                cur = self.db.execute(
+                    f"SELECT sha256, payload FROM file_check WHERE register_fingerprint = ? AND version = ? AND sha256 IN ({marks})",
+                    (register_fingerprint, CACHE_VERSION, *chunk),
+                )
+                out.update((sha, bytes(payload)) for sha, payload in cur)
+            if out:
+                self._touch(out, register_fingerprint)
+        except sqlite3.Error:
+            return {}
+        return out
+
+    def _touch(self, found: dict[str, bytes], register_fingerprint: str) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return  # busy: the dates are only for tidying up
+        try:
+            self.db.executemany(
+                "UPDATE file_check SET checked_at = ? WHERE sha256 = ? AND register_fingerprint = ? AND version = ?",
+                [(time.time(), sha, register_fingerprint, CACHE_VERSION) for sha in found],
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def put_many(self, payloads: dict[str, bytes], register_fingerprint: str) -> bool:
+        """Store payloads by SHA-256; False (and nothing stored) when the database is busy."""
+        if self.db is None or not payloads:
+            return False
+        now = time.time()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return False
+        try:
+            self.db.execute("DELETE FROM file_check WHERE version != ? OR checked_at < ?", (CACHE_VERSION, now - KEEP_SECONDS))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO file_check VALUES (?, ?, ?, ?, ?)",
+                [(sha, register_fingerprint, CACHE_VERSION, now, payload) for sha, payload in payloads.items()],
+            )
+            self.db.execute("COMMIT")
+            return True
+        except sqlite3.Error:
+            self._rollback()
+            return False
+
+    def clear(self) -> int:
+        """Forget every stored result; returns how many there were."""
+        if self.db is None:
+            return 0
+        n = self.db.execute("SELECT COUNT(*) FROM file_check").fetchone()[0]
+        self.db.execute("DELETE FROM file_check")
+        return n
