@@ -29,7 +29,7 @@ from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
 #: Part of every key: results of another derbyxl or template format are never reused.
-CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/2"
+CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_check (

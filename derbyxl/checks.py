@@ -420,18 +420,23 @@ def compute_status(rec: dict, item: Item) -> None:
         rec["status"] = None if "status" in bad else rag.project_status(rec.get("status_word"))
     else:
         li, im = rec.get("likelihood"), rec.get("impact")
-        ok = not ({"likelihood", "impact"} & bad) and li is not None and im is not None
+        # Out-of-range ratings are reported by the risk schema; until then they score nothing.
+        ok = not ({"likelihood", "impact"} & bad) and all(v is not None and rag.RISK_MIN <= v <= rag.RISK_MAX and float(v).is_integer() for v in (li, im))
         rec["score"] = rag.risk_score(int(li), int(im)) if ok else None
         rec["status"] = rag.risk_status(rec["score"])
 
 
 def check_cross_field(records: list[dict], register: Register, previous: dict[str, dict] | None = None) -> list[Finding]:
-    """Commentary where it is needed, actuals explained, and plausibility warnings."""
+    """Commentary where it is needed, actuals explained, and plausibility warnings.
+
+    Records carry their status from :func:`compute_status` (worked out per file, then again
+    for any value :func:`check_values` found bad); one without gets it here."""
     out: list[Finding] = []
     previous = previous or {}
     for rec in records:
         item = register.by_ref[rec["ref"]]
-        compute_status(rec, item)
+        if "status" not in rec:
+            compute_status(rec, item)
         wb, sheet, cells, ref = rec["workbook"], rec["sheet"], rec["cells"], rec["ref"]
         status = rec.get("status")
         needs = status in (rag.RED, rag.AMBER, rag.AMBER_RED)

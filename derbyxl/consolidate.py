@@ -23,6 +23,7 @@ from derbyxl.history import History
 from derbyxl.periods import Period
 from derbyxl.register import Register
 from derbyxl.validate import validate_paths
+from derbyxl.workers import parent_only
 
 
 class ConsolidationBusy(Exception):
@@ -67,8 +68,10 @@ def _lock(out_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise ConsolidationBusy(f"another consolidation is writing to {out_dir}; wait for it to finish and run again") from exc
+        parent_only(fh.fileno())
         yield
     finally:
+        parent_only(fh.fileno(), keep=False)
         fh.close()
 
 
@@ -238,7 +241,8 @@ def consolidate(
                 }
                 for s in subs
             ]
-            write_master(tmp, register, result)
-            history.record(period, result.generated_at, register.fingerprint, str(target), [r for r in rows if r["status"] != "No return"], submissions)
+            values = [r for r in rows if r["status"] != "No return"]
+            with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions):
+                write_master(tmp, register, result)
         result.master = target
         return result

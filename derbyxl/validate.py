@@ -29,7 +29,7 @@ from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
-from derbyxl.workers import default_workers, fork_map
+from derbyxl.workers import default_workers, fork_map, in_child
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
@@ -135,6 +135,9 @@ def validate_paths(
     by_name = {r.workbook: r for r in reports}
     for f in checks.check_values(records):
         by_name[f.workbook].findings.append(f)
+    for rec in records:
+        if rec["bad"]:  # a value found bad across files has no status
+            checks.compute_status(rec, register.by_ref[rec["ref"]])
     for f in checks.check_cross_field(records, register, previous):
         by_name[f.workbook].findings.append(f)
     for rec in records:
@@ -215,8 +218,10 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     if time.monotonic() - started > limits.max_seconds:
         report.findings.append(finding("time-limit", name, f"over {limits.max_seconds:g} s"))
         return []
+    by_ref = register.by_ref
     for rec in records:
         rec["portfolio"] = ident.portfolio
+        checks.compute_status(rec, by_ref[rec["ref"]])
     return records
 
 
@@ -295,6 +300,7 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
     receive, send = ctx.Pipe(duplex=False)
 
     def child():
+        in_child()
         receive.close()
         send.send_bytes(_stage_bytes(path, name, register, limits))
         send.close()

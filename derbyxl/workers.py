@@ -29,6 +29,33 @@ CHUNK = 8
 
 # The function of the running fork_map, inherited by the forked workers (never pickled).
 _TASK: Callable[[int], object] | None = None
+# Descriptors a forked child must not keep open: the consolidation lock above all, which a
+# child would otherwise go on holding (flock locks belong to the open file, shared by forks)
+# after its parent was killed.
+_PARENT_ONLY: set[int] = set()
+
+
+def parent_only(fd: int, keep: bool = True) -> None:
+    """Mark ``fd`` as one that forked children close first thing (``keep=False`` unmarks)."""
+    (_PARENT_ONLY.add if keep else _PARENT_ONLY.discard)(fd)
+
+
+def in_child() -> None:
+    """Run first in every forked child: let go of what belongs to the parent alone. The
+    descriptor is pointed at /dev/null rather than closed, so the number stays taken and the
+    parent's file object, if ever collected in the child, closes nothing else."""
+    if not _PARENT_ONLY:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in _PARENT_ONLY:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+    finally:
+        os.close(null)
+    _PARENT_ONLY.clear()
 
 
 def default_workers() -> int:
@@ -78,7 +105,7 @@ def fork_map(
     _TASK = fn
     try:
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=in_child) as pool:
             futures = [pool.submit(_run_chunk, list(range(k, min(k + CHUNK, n)))) for k in range(0, n, CHUNK)]
             for fut in as_completed(futures):
                 try:
