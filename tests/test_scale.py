@@ -1,0 +1,233 @@
+"""What makes a quarter of many returns fast, checked for being right: per-file results kept
+by SHA-256, forked workers (and a worker that dies), the quick path of the pre-scan, the
+history written alongside the master, and the master's layout for many portfolios."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import warnings
+from dataclasses import fields
+
+import pytest
+from openpyxl import load_workbook
+
+import derbyxl.validate as validate_module
+from derbyxl import workers
+from derbyxl.cache import FileCache
+from derbyxl.consolidate import consolidate
+from derbyxl.guard import Limits, _fast_bounds, scan
+from derbyxl.history import History, HistoryBusy
+from derbyxl.register import Item, Register
+from derbyxl.validate import validate_paths
+
+from .conftest import Q4
+from .faults import mutate, set_input
+
+GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
+
+
+def _summary(report):
+    return (
+        [f.as_dict() for f in report.findings],
+        [(fr.workbook, fr.portfolio, fr.valid, fr.sha256, len(fr.rows)) for fr in report.files],
+        sorted((r["ref"], r.get("actual"), r.get("status"), r.get("status_word"), r["cells"].get("commentary")) for fr in report.files for r in fr.rows),
+    )
+
+
+def _count_checks(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = validate_module.check_file
+
+    def counting(path, name, register, limits):
+        seen.append(name)
+        return real(path, name, register, limits)
+
+    monkeypatch.setattr(validate_module, "check_file", counting)
+    return seen
+
+
+def test_second_run_reads_no_file_and_finds_the_same(tmp_path, register, returns_copy, monkeypatch):
+    mutate(returns_copy / GOVERNANCE, returns_copy / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 6"))
+    with FileCache(tmp_path / "h.sqlite") as cache:
+        first = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+        seen = _count_checks(monkeypatch)
+        second = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+    assert seen == []
+    assert _summary(second) == _summary(first)
+    assert any(f.code == "not-a-number" for f in second.findings)
+
+
+def test_a_changed_file_or_register_is_checked_again(tmp_path, register, returns_copy, monkeypatch):
+    with FileCache(tmp_path / "h.sqlite") as cache:
+        validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+        mutate(returns_copy / GOVERNANCE, returns_copy / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", 7))
+        seen = _count_checks(monkeypatch)
+        report = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+        assert seen == [GOVERNANCE]
+        assert next(r for fr in report.files for r in fr.rows if r["ref"] == "LPD PM06")["actual"] == 7
+        # The same items, built in memory: another fingerprint, so nothing is reused.
+        again = Register(list(register.items))
+        assert again.fingerprint != register.fingerprint
+        seen.clear()
+        validate_paths([returns_copy], again, period=Q4, cache=cache, workers=1)
+        assert len(seen) == 9
+
+
+def test_a_damaged_cache_means_checking_again_not_failing(tmp_path, register, returns_copy, monkeypatch):
+    db = tmp_path / "h.sqlite"
+    with FileCache(db) as cache:
+        first = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE file_check SET payload = x'31deadbeef'")
+    seen = _count_checks(monkeypatch)
+    with FileCache(db) as cache:
+        second = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+    assert len(seen) == 9 and _summary(second) == _summary(first)
+    # A cache that is not a database at all is no cache, and no failure either.
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database" * 100)
+    with FileCache(junk) as cache:
+        assert _summary(validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)) == _summary(first)
+
+
+def test_results_of_the_moment_are_not_kept(tmp_path, register, returns_copy):
+    with FileCache(tmp_path / "h.sqlite") as cache:
+        report = validate_paths([returns_copy], register, period=Q4, cache=cache, limits=Limits(max_seconds=0), workers=1)
+        assert {f.code for f in report.findings} >= {"time-limit"}
+        assert cache.db.execute("SELECT COUNT(*) FROM file_check").fetchone()[0] == 0
+
+
+def test_consolidate_uses_what_validate_kept(tmp_path, register, returns_copy, monkeypatch):
+    out = tmp_path / "out"
+    with FileCache(out / "history.sqlite") as cache:
+        validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
+    seen = _count_checks(monkeypatch)
+    monkeypatch.setenv("DERBYXL_WORKERS", "1")
+    result = consolidate(returns_copy, register, Q4, out)
+    assert seen == [] and result.master.exists() and not result.missing
+    seen.clear()
+    consolidate(returns_copy, register, Q4, out, use_cache=False)
+    assert len(seen) == 9
+
+
+def test_workers_give_what_one_process_gives(monkeypatch):
+    monkeypatch.setattr(workers, "CHUNK", 3)
+    results, lost = workers.fork_map(lambda i: (i, i * i, os.getpid()), 20, workers=2)
+    assert lost == [] and sorted(results) == list(range(20))
+    assert all(results[i][:2] == (i, i * i) for i in range(20))
+    assert {pid for _, _, pid in results.values()} - {os.getpid()}, "the work was done in other processes"
+    serial, _ = workers.fork_map(lambda i: (i, i * i), 20, workers=1)
+    assert serial == {i: r[:2] for i, r in results.items()}
+
+
+def test_a_worker_that_dies_loses_only_its_inputs(monkeypatch):
+    monkeypatch.setattr(workers, "CHUNK", 2)
+
+    def work(i):
+        if i == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+    results, lost = workers.fork_map(work, 12, workers=2)
+    assert 5 in lost and 5 not in results
+    assert set(results) | set(lost) == set(range(12))
+    assert all(results[i] == i for i in results)
+
+
+def test_a_file_that_kills_its_reader_is_named_and_the_rest_are_read(tmp_path, register, returns_copy, monkeypatch):
+    shutil.copy(returns_copy / GOVERNANCE, returns_copy / "killer.xlsx")
+    real = validate_module.read_return
+
+    def read(path, *args, **kwargs):
+        if path.name == "killer.xlsx":  # as python-calamine does on a grid it cannot allocate
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "read_return", read)
+    monkeypatch.setattr(workers, "CHUNK", 2)
+    report = validate_paths([returns_copy], register, period=Q4, workers=2)
+    killer = next(fr for fr in report.files if fr.workbook == "killer.xlsx")
+    assert [f.code for f in killer.findings] == ["reader-crashed"] and "signal 9" in killer.findings[0].message
+    others = [fr for fr in report.files if fr.workbook != "killer.xlsx"]
+    assert len(others) == 9 and all(fr.valid and fr.rows for fr in others)
+
+
+def test_quick_and_careful_scans_agree(good_dir):
+    import zipfile
+
+    from derbyxl.guard import _CELL, _ROW
+
+    path = good_dir / GOVERNANCE
+    with zipfile.ZipFile(path) as zf:
+        sheets = [zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
+    for xml in sheets:
+        quick = _fast_bounds(xml)
+        assert quick is not None, "derbyxl's own templates take the quick path"
+        n_rows, max_row, max_col, cells, errors = quick
+        assert cells == len(_CELL.findall(xml)) and n_rows == len(_ROW.findall(xml))
+        # The same sheet with a namespace prefix, as some writers emit, takes the careful path.
+        prefixed = xml.replace(b"<c ", b"<x:c ").replace(b"</c>", b"</x:c>").replace(b"<row ", b"<x:row ")
+        assert _fast_bounds(prefixed) is None
+    # Error values and far cells are found on the quick path too.
+    xml = b'<sheetData><row r="1"><c r="A1" t="e"><v>#REF!</v></c><c r="CZ7"/></row><row r="9"/></sheetData>'
+    assert _fast_bounds(xml) == (2, 9, 104, 2, {"A1"})
+
+
+def test_far_cells_are_refused_on_either_path(tmp_path, good_dir):
+    import zipfile
+
+    from .hostile.test_hostile import MEASURES_PART, rezip
+
+    src = (good_dir / GOVERNANCE).read_bytes()
+    for far in (b'<c r="XFD1048576"><v>1</v></c>', b'<x:c r="XFD1048576"><v>1</v></x:c>'):
+        bad = tmp_path / "far.xlsx"
+        bad.write_bytes(rezip(src, {MEASURES_PART: lambda x, far=far: x.replace(b"</row></sheetData>", far + b"</row></sheetData>", 1)}))
+        with zipfile.ZipFile(bad) as zf:
+            assert far in zf.read(MEASURES_PART)
+        res = scan(bad)
+        assert not res.ok and [f.code for f in res.findings] == ["sheet-too-large"]
+
+
+def test_history_recorded_alongside_commits_only_with_the_master(tmp_path):
+    path = tmp_path / "h.sqlite"
+    values = [{"ref": "A 1", "kind": "measure", "portfolio": "P", "theme": "T", "actual": 1.0, "status": "Green", "status_word": None, "score": None, "commentary": None, "note": None, "source_file": "f.xlsx", "sha256": "x"}]
+    with History(path) as h:
+        with pytest.raises(RuntimeError, match="master failed"):
+            with h.recording(Q4, "now", "fp", "m.xlsx", values, []):
+                raise RuntimeError("master failed")
+        assert h.values_for(Q4) == {} and h.periods() == []
+        with h.recording(Q4, "now", "fp", "m.xlsx", values, []):
+            pass
+        assert h.values_for(Q4)["A 1"]["actual"] == 1.0
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with History(path, timeout=0.2) as h, pytest.raises(HistoryBusy, match="another consolidation"):
+            with h.recording(Q4, "later", "fp", "m.xlsx", values, []):
+                pass
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_items_loaded_quickly_equal_items_built_normally(register):
+    for item in register.items:
+        assert item == Item(**{f.name: getattr(item, f.name) for f in fields(Item)})
+        assert hash(item) == hash(Item(**{f.name: getattr(item, f.name) for f in fields(Item)}))
+
+
+def test_many_portfolios_master_has_no_sheet_each(tmp_path, register, good_dir, monkeypatch):
+    import derbyxl.master as master
+
+    monkeypatch.setattr(master, "MAX_PORTFOLIO_SHEETS", 3)
+    result = consolidate(good_dir, register, Q4, tmp_path / "out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wb = load_workbook(result.master)
+    assert wb.sheetnames == ["Summary", "Exceptions", "Submissions", "Data"]
+    notes = [c.value for row in wb["Summary"].iter_rows(max_row=5) for c in row if isinstance(c.value, str)]
+    assert any("filter the Data sheet by Portfolio" in n for n in notes)
+    assert wb["Data"].max_row == 200
