@@ -15,8 +15,13 @@ def test_benchmark_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads((out / "bench.json").read_text())
     assert data["returns"] == 12 and data["items"] == 12 * 199
-    for step in ("validate", "consolidate"):
+    for step in ("validate", "consolidate", "validate_again_cached"):
         assert data[step]["wall"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
+    assert data["validate_plus_consolidate"] == data["validate"]["wall"] + data["consolidate"]["wall"]
+    assert data["floor"]["calamine_read"] > 0 and data["floor"]["xlsxwriter_write"] > 0
+    if data["datamaps"] is not None:  # installed by `make bench`; optional here
+        assert data["datamaps"]["master_written"] and data["datamaps"]["datamap_cells"] > 500
+        assert data["datamaps_over_derbyxl"] > 0
     # validate found the planted mistakes (exit 1), consolidate still wrote the master (exit 0)
     assert data["validate"]["code"] == 1 and data["consolidate"]["code"] == 0
     assert data["findings"]["errors"] > 0
