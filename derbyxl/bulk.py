@@ -83,6 +83,8 @@ class RowRenderer:
                     v = v[:MAX_TEXT]
                 if "&" in v or "<" in v or ">" in v:
                     v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                if not v.isprintable() and _CONTROL.search(v):  # isprintable: a quick first look
+                    v = _CONTROL.sub(_escape_control, v)
                 if v[0] in _SPACE or v[-1] in _SPACE:
                     add(f'{prefix}{n}"{style} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>')
                 else:
@@ -188,8 +190,9 @@ def _splice(dst: zipfile.ZipFile, name: str, xml: bytes, rows: Iterable[str], la
         raise failure[0]
 
 
+def _escape_control(m: re.Match) -> str:
+    return f"_x{ord(m.group()):04X}_"
+
+
 def _encode(rows: list[str]) -> bytes:
-    text = "".join(rows)
-    if _CONTROL.search(text):
-        text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
-    return text.encode("utf-8", "replace")
+    return "".join(rows).encode("utf-8", "replace")
