@@ -3,8 +3,9 @@
 ``derbyxl validate`` reads every return; ``derbyxl consolidate`` straight after needs exactly the
 same per-file results. Rather than read and check every file again, the per-file results
 (findings and normalised values, see :mod:`derbyxl.validate`) are stored here, keyed by the
-file's SHA-256, the register's fingerprint and :data:`CACHE_VERSION`. A file that changes by a
-byte, a register that changes in any way, or a new derbyxl gets a fresh check.
+file's SHA-256, a context (the register's fingerprint and the limits of the checks) and
+:data:`CACHE_VERSION`. A file that changes by a byte, a register that changes in any way,
+other limits, or a new derbyxl gets a fresh check.
 
 The checks across files (the pandera schemas over all returns, cross-field rules, the expected
 period, plausibility against history) are not cached: they run every time, over the cached
@@ -12,7 +13,7 @@ values, because they depend on more than one file.
 
     from derbyxl.cache import FileCache
     with FileCache("outputs/history.sqlite") as cache:
-        cache.get_many(["<sha256>"], register.fingerprint)   # {sha256: payload bytes}
+        cache.get_many(["<sha256>"], context)   # {sha256: payload bytes}
 
 The cache is a convenience: a database that is busy or damaged means files are checked again,
 never a failed run.
@@ -29,19 +30,20 @@ from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
 #: Part of every key: results of another derbyxl or template format are never reused.
-CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/3"
+CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/4"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_check (
     sha256 TEXT NOT NULL,
-    register_fingerprint TEXT NOT NULL,
+    context TEXT NOT NULL,
     version TEXT NOT NULL,
     checked_at REAL NOT NULL,
     payload BLOB NOT NULL,
-    PRIMARY KEY (sha256, register_fingerprint, version)
+    PRIMARY KEY (sha256, context, version)
 );
 """
 
+COLUMNS = ("sha256", "context", "version", "checked_at", "payload")
 #: Entries not used for this long are dropped when new ones are written.
 KEEP_SECONDS = 400 * 24 * 3600
 
@@ -56,6 +58,9 @@ class FileCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
+            columns = [row[1] for row in self.db.execute("PRAGMA table_info(file_check)")]
+            if columns and columns != list(COLUMNS):
+                self.db.execute("DROP TABLE file_check")  # an older layout: it is only a cache
             self.db.executescript(SCHEMA)
         except (sqlite3.Error, OSError):
             self.close()
@@ -71,7 +76,7 @@ class FileCache:
             self.db.close()
             self.db = None
 
-    def get_many(self, sha256s: Iterable[str], register_fingerprint: str) -> dict[str, bytes]:
+    def get_many(self, sha256s: Iterable[str], context: str) -> dict[str, bytes]:
         """The stored payloads of those files that have one."""
         wanted = sorted(set(sha256s))
         if self.db is None or not wanted:
@@ -82,25 +87,25 @@ class FileCache:
                 chunk = wanted[i : i + 500]
                 marks = ", ".join("?" * len(chunk))
                 cur = self.db.execute(
-                    f"SELECT sha256, payload FROM file_check WHERE register_fingerprint = ? AND version = ? AND sha256 IN ({marks})",
-                    (register_fingerprint, CACHE_VERSION, *chunk),
+                    f"SELECT sha256, payload FROM file_check WHERE context = ? AND version = ? AND sha256 IN ({marks})",
+                    (context, CACHE_VERSION, *chunk),
                 )
                 out.update((sha, bytes(payload)) for sha, payload in cur)
             if out:
-                self._touch(out, register_fingerprint)
+                self._touch(out, context)
         except sqlite3.Error:
             return {}
         return out
 
-    def _touch(self, found: dict[str, bytes], register_fingerprint: str) -> None:
+    def _touch(self, found: dict[str, bytes], context: str) -> None:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             return  # busy: the dates are only for tidying up
         try:
             self.db.executemany(
-                "UPDATE file_check SET checked_at = ? WHERE sha256 = ? AND register_fingerprint = ? AND version = ?",
-                [(time.time(), sha, register_fingerprint, CACHE_VERSION) for sha in found],
+                "UPDATE file_check SET checked_at = ? WHERE sha256 = ? AND context = ? AND version = ?",
+                [(time.time(), sha, context, CACHE_VERSION) for sha in found],
             )
             self.db.execute("COMMIT")
         except sqlite3.Error:
@@ -112,7 +117,7 @@ class FileCache:
         except sqlite3.Error:
             pass
 
-    def put_many(self, payloads: dict[str, bytes], register_fingerprint: str) -> bool:
+    def put_many(self, payloads: dict[str, bytes], context: str) -> bool:
         """Store payloads by SHA-256; False (and nothing stored) when the database is busy."""
         if self.db is None or not payloads:
             return False
@@ -125,7 +130,7 @@ class FileCache:
             self.db.execute("DELETE FROM file_check WHERE version != ? OR checked_at < ?", (CACHE_VERSION, now - KEEP_SECONDS))
             self.db.executemany(
                 "INSERT OR REPLACE INTO file_check VALUES (?, ?, ?, ?, ?)",
-                [(sha, register_fingerprint, CACHE_VERSION, now, payload) for sha, payload in payloads.items()],
+                [(sha, context, CACHE_VERSION, now, payload) for sha, payload in payloads.items()],
             )
             self.db.execute("COMMIT")
             return True

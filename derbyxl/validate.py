@@ -87,9 +87,10 @@ def validate_paths(
             stale return among current ones is reported.
         limits: bounds on the work per file.
         previous: last quarter's values and statuses by ref (from history), for plausibility.
-        progress: called with each file once it has been read.
+        progress: called with each file once it has been read (not for files in the cache).
         cache: per-file results kept by SHA-256 (:class:`derbyxl.cache.FileCache`): files
-            found there are not read again, and files read are added to it.
+            found there (checked against the same register, with the same limits) are not
+            read again, and files read are added to it.
         workers: processes reading files at once (default :func:`default_workers`); 1 reads
             them in this process.
 
@@ -101,8 +102,10 @@ def validate_paths(
     expected = Period.parse(period) if period else None
     shas = [_sha256_within(f, limits) for f in files]
     decoded: dict[int, tuple[FileReport, list[dict]]] = {}
+    # What a file's results depend on besides its bytes: the register and the limits.
+    context = hashlib.sha256(f"{register.fingerprint} {limits!r}".encode()).hexdigest()[:16]
     if cache is not None:
-        stored = cache.get_many([s for s in shas if s], register.fingerprint)
+        stored = cache.get_many([s for s in shas if s], context)
         for i, sha in enumerate(shas):
             if sha in stored:
                 try:
@@ -112,7 +115,7 @@ def validate_paths(
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
     fresh = _stage_all(todo, register, limits, workers or default_workers(), progress) if todo else {}
     if cache is not None:
-        cache.put_many({shas[i]: blob for i, blob in fresh.items() if shas[i] and _cacheable(blob)}, register.fingerprint)
+        cache.put_many({shas[i]: blob for i, blob in fresh.items() if shas[i] and _cacheable(blob)}, context)
     for i, blob in fresh.items():
         decoded[i] = decode_stage(blob, names[i], str(files[i]))
 

@@ -74,6 +74,10 @@ def test_a_changed_file_or_register_is_checked_again(tmp_path, register, returns
         seen.clear()
         validate_paths([returns_copy], again, period=Q4, cache=cache, workers=1)
         assert len(seen) == 9
+        # Other limits can change what a file yields: checked again too.
+        seen.clear()
+        validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1, limits=Limits(max_rows=5000))
+        assert len(seen) == 9
 
 
 def test_a_damaged_cache_means_checking_again_not_failing(tmp_path, register, returns_copy, monkeypatch):
@@ -87,6 +91,13 @@ def test_a_damaged_cache_means_checking_again_not_failing(tmp_path, register, re
         second = validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)
     assert len(seen) == 9 and _summary(second) == _summary(first)
     # A cache that is not a database at all is no cache, and no failure either.
+    # A cache table of another layout is replaced, not a failure.
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TABLE file_check")
+        con.execute("CREATE TABLE file_check (sha256 TEXT, register_fingerprint TEXT)")
+    with FileCache(db) as cache:
+        assert _summary(validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)) == _summary(first)
+        assert cache.db.execute("SELECT COUNT(*) FROM file_check").fetchone()[0] == 9
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database" * 100)
     with FileCache(junk) as cache:
