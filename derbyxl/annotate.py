@@ -35,18 +35,26 @@ def _set_text(cell, text):
     cell.data_type = "s"
 
 
-def annotated_name(workbook: str) -> str:
-    """The copy's file name: derived from the return's name, confined to the output folder."""
-    stem = safe_filename(Path(workbook).stem) or "return"
-    return f"{stem}_problems.xlsx"
+def annotated_name(workbook: str, taken: set[str] | None = None) -> str:
+    """The copy's file name: derived from the return's name (with its folder when the report
+    names one, as it does for two returns of the same name), confined to the output folder,
+    and not one of ``taken``."""
+    base = workbook[: -len(Path(workbook).suffix)] if Path(workbook).suffix else workbook
+    stem = safe_filename(base.replace("/", " ")) or "return"
+    name, n = f"{stem}_problems.xlsx", 2
+    while taken is not None and name.lower() in taken:
+        name, n = f"{stem}_problems ({n}).xlsx", n + 1
+    if taken is not None:
+        taken.add(name.lower())
+    return name
 
 
-def annotate_file(fr: FileReport, out_dir: str | Path) -> Path | None:
+def annotate_file(fr: FileReport, out_dir: str | Path, name: str | None = None) -> Path | None:
     """Write the annotated copy of one return; ``None`` when it has no findings or cannot be opened."""
     if not fr.findings or any(f.code in UNREADABLE for f in fr.findings):
         return None
     out_dir = Path(out_dir)
-    target = out_dir / annotated_name(fr.workbook)
+    target = out_dir / (name or annotated_name(fr.workbook))
     with atomic_path(target) as tmp:
         shutil.copyfile(fr.path, tmp)
         wb = load_workbook(tmp)
@@ -90,8 +98,11 @@ def annotate_file(fr: FileReport, out_dir: str | Path) -> Path | None:
 def annotate_report(report: Report, out_dir: str | Path) -> list[Path]:
     """Annotated copies for every return with findings; returns the files written."""
     written = []
+    taken: set[str] = set()
     for fr in report.files:
-        path = annotate_file(fr, out_dir)
+        if not fr.findings:
+            continue
+        path = annotate_file(fr, out_dir, annotated_name(fr.workbook, taken))
         if path:
             written.append(path)
     return written

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from derbyxl.periods import Period
+from derbyxl.xlsx_util import looks_like_formula
 from derbyxl.workers import can_fork, in_child
 
 SCHEMA = """
@@ -243,12 +244,18 @@ class History:
             proc.join()
 
     def export_csv(self, out: str | Path) -> int:
-        """Write every recorded item value as CSV; returns the number of rows."""
+        """Write every recorded item value as CSV (UTF-8 with a BOM, so Excel reads the
+        accents); returns the number of rows.
+
+        Text that a spreadsheet would run as a formula when the CSV is opened (commentary
+        such as ``=HYPERLINK(...)``, typed by officers) gets a leading apostrophe, which Excel
+        and LibreOffice show as plain text; numbers are written as they are.
+        """
         cur = self.db.execute("SELECT * FROM item_value ORDER BY period, portfolio, ref")
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
-        with open(out, "w", newline="", encoding="utf-8") as fh:
+        with open(out, "w", newline="", encoding="utf-8-sig") as fh:
             w = csv.writer(fh)
             w.writerow(names)
-            w.writerows(rows)
+            w.writerows([tuple("'" + v if isinstance(v, str) and looks_like_formula(v) else v for v in row) for row in rows])
         return len(rows)

@@ -242,3 +242,20 @@ def test_many_portfolios_master_has_no_sheet_each(tmp_path, register, good_dir, 
     notes = [c.value for row in wb["Summary"].iter_rows(max_row=5) for c in row if isinstance(c.value, str)]
     assert any("filter the Data sheet by Portfolio" in n for n in notes)
     assert wb["Data"].max_row == 200
+
+
+def test_history_export_keeps_formula_looking_text_as_text(tmp_path):
+    import csv
+
+    values = [
+        {"ref": "A 1", "kind": "measure", "portfolio": "P", "theme": "T", "actual": -2.5, "status": "Red", "status_word": None, "score": None,
+         "commentary": '=HYPERLINK("http://evil.example","click")', "note": "-2+3", "source_file": "f.xlsx", "sha256": "x"},
+        {"ref": "A 2", "kind": "measure", "portfolio": "P", "theme": "T", "actual": 3.0, "status": "Green", "status_word": None, "score": None,
+         "commentary": "Fine – café", "note": None, "source_file": "f.xlsx", "sha256": "y"},
+    ]
+    with History(tmp_path / "h.sqlite") as h:
+        h.record(Q4, "now", "fp", "m.xlsx", values, [])
+        assert h.export_csv(tmp_path / "h.csv") == 2
+    rows = list(csv.DictReader(open(tmp_path / "h.csv", encoding="utf-8-sig")))
+    assert rows[0]["commentary"] == '\'=HYPERLINK("http://evil.example","click")' and rows[0]["note"] == "'-2+3"
+    assert rows[0]["actual"] == "-2.5" and rows[1]["commentary"] == "Fine – café" and rows[1]["actual"] == "3.0"

@@ -212,3 +212,19 @@ def test_annotated_copy(tmp_path, register, good_dir):
     assert cell.fill.fgColor.rgb.endswith("FFC7CE")
     # the officer's formula-looking text is quoted in the message as text, not a formula
     assert all(c.data_type == "s" for row in wb["Problems"].iter_rows(min_row=2) for c in row if c.value is not None)
+
+
+def test_same_named_returns_in_two_folders_get_two_annotated_copies(tmp_path, register, good_dir):
+    from derbyxl.annotate import annotate_report
+    from derbyxl.safe_openpyxl import load_workbook
+
+    first, second = tmp_path / "april", tmp_path / "may"
+    first.mkdir(), second.mkdir()
+    mutate(good_dir / CHILDREN, first / CHILDREN, _set("Measures", "EHCS PM29", "Actual", "lots"))
+    mutate(good_dir / CHILDREN, second / CHILDREN, _set("Measures", "EHCS PM28", "Actual", "some"))
+    report = validate_paths([first, second], register, period=Q4)
+    assert [fr.workbook for fr in report.files] == [f"april/{CHILDREN}", f"may/{CHILDREN}"]
+    written = annotate_report(report, tmp_path / "annotated")
+    assert len(written) == 2 and len({p.name for p in written}) == 2
+    cells = [{p[2] for p in load_workbook(p)["Problems"].iter_rows(min_row=2, values_only=True) if p[0] == "error"} for p in written]
+    assert cells == [{"G4"}, {"G3"}]
