@@ -123,11 +123,11 @@ class Splicer:
 
     def save(self, path: str | Path) -> None:
         """Write the workbook that xlsxwriter left in :attr:`buffer` to ``path``, with the rows."""
-        from derbyxl.guard import _sheet_parts  # the same mapping of names to parts the scan uses
+        from derbyxl.guard import sheet_parts  # the mapping of sheet names to parts the scan uses
 
         self.buffer.seek(0)
         with zipfile.ZipFile(self.buffer) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as dst:
-            parts = _sheet_parts(src, set(src.namelist()))
+            parts = sheet_parts(src, set(src.namelist()))
             spliced = {parts[name]: spec for name, spec in self._sheets.items()}
             for info in src.infolist():
                 data = src.read(info.filename)

@@ -21,6 +21,7 @@ never a failed run.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -29,8 +30,21 @@ from typing import Iterable
 from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
-#: Part of every key: results of another derbyxl or template format are never reused.
-CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/4"
+#: The modules whose code decides what a file yields: any edit to them is a new version.
+STAGE_MODULES = ("guard", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods")
+
+
+def _code_hash() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in STAGE_MODULES:
+        h.update((here / f"{name}.py").read_bytes())
+    return h.hexdigest()[:12]
+
+
+#: Part of every key: results of other code (another derbyxl, or the same one edited) or of
+#: another template format are never reused.
+CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/{_code_hash()}"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_check (

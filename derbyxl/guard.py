@@ -179,7 +179,7 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
                 return stop("macro-workbook", "its content type is macro-enabled")
             if _WORKBOOK_CT not in ct:
                 return stop("wrong-file-type", "its content type is not an Excel workbook")
-            sheets = _sheet_parts(zf, names)
+            sheets = sheet_parts(zf, names)
         except _Stop as exc:
             return stop(exc.code, exc.message)
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SafeET.ParseError) as exc:
@@ -221,7 +221,7 @@ class _Stop(Exception):
         self.code, self.message = code, message
 
 
-def _sheet_parts(zf: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
+def sheet_parts(zf: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
     """Map each sheet's name to its XML part, from workbook.xml and its relationships."""
     wb_xml = zf.read("xl/workbook.xml")
     if _DTD.search(wb_xml[:4096]):
