@@ -17,10 +17,12 @@ def print_report(report: Report, console: Console, max_findings: int = 200) -> N
     """A summary table per workbook, then the findings (errors first).
 
     With many files (a county or national collection) the table keeps to the invalid ones and
-    a tally, and the findings table to the first ``max_findings``: ``--json`` has everything.
+    a tally, and the findings to a count by code and the first few (errors first): ``--json``
+    has everything.
     """
     files = report.files
     if len(files) > MAX_FILE_ROWS:
+        max_findings = min(max_findings, MAX_FILE_ROWS)
         st = report.stats
         console.print(f"{st['files']} returns checked: {st['valid']} valid, {st['files'] - st['valid']} invalid; {st['errors']} errors, {st['warnings']} warnings.")
         files = [fr for fr in files if not fr.valid][:MAX_FILE_ROWS]
