@@ -18,11 +18,11 @@ import xlsxwriter
 from xlsxwriter.utility import xl_range
 
 from derbyxl import __version__, rag
+from derbyxl.bulk import RowRenderer, Splicer, style_index
 from derbyxl.periods import Period
 from derbyxl.register import Register
 from derbyxl.summary import MEASURE_STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
-from derbyxl.bulk import RowRenderer, Splicer, style_index
 from derbyxl.xlsx_util import row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
@@ -122,20 +122,27 @@ def _print(ws, title: str, landscape=True, repeat: int | None = 0):
     ws.set_footer("&L&8derbyxl master&RPage &P of &N")
 
 
-def _value(ws, f, r, c, row, key):
-    """Write Actual/Target/Previous: numbers by unit for measures, words for the others."""
+def _shown(row: dict, key: str) -> tuple[object, bool]:
+    """What an Actual/Target/Previous cell shows, and whether it is a number (in the row's
+    unit): numbers for measures, words for the others and for a measure without a value."""
     v = row.get(key)
     if row["kind"] == "measure":
-        if v is None:
-            if key == "actual" and row.get("note"):
-                return write_text(ws, r, c, row["note"], f.plain)
-            if key == "target":
-                return write_text(ws, r, c, "No target", f.plain)
-            return write_text(ws, r, c, None, f.plain)
-        return write_number(ws, r, c, v, f.unit(row.get("unit")))
+        if v is not None:
+            return v, True
+        if key == "actual" and row.get("note"):
+            return row["note"], False
+        return ("No target" if key == "target" else None), False
     if key == "actual":
-        return write_text(ws, r, c, row.get("status_word"), f.plain)
-    return write_text(ws, r, c, "N/A" if key == "target" else None, f.plain)
+        return row.get("status_word"), False
+    return ("N/A" if key == "target" else None), False
+
+
+def _value(ws, f, r, c, row, key):
+    """Write Actual/Target/Previous with xlsxwriter (see :func:`_shown`)."""
+    v, number = _shown(row, key)
+    if number:
+        return write_number(ws, r, c, v, f.unit(row.get("unit")))
+    return write_text(ws, r, c, v, f.plain)
 
 
 #: Above this many portfolios the master has no sheet per portfolio (filter Data instead).
@@ -324,8 +331,8 @@ def _exceptions(wb, f, rows, period, name, splicer: Splicer):
         def xml():
             render = RowRenderer(len(cols))
             for r, row in enumerate(picked, start=1):
-                actual, a_style = _cell_value(f, row, "actual", units, plain)
-                target, t_style = _cell_value(f, row, "target", units, plain)
+                actual, a_style = _cell_value(row, "actual", units, plain)
+                target, t_style = _cell_value(row, "target", units, plain)
                 values = (row["portfolio"], row["ref"], row["kind"], row["description"], row["status"], actual, target, row.get("commentary"))
                 h = row_height([(row["description"], 45), (row.get("commentary"), 60), (row["portfolio"], 30)])
                 yield render.row(r, values, styles[:5] + (a_style, t_style) + styles[7:], h)
@@ -340,18 +347,10 @@ def _unit_styles(f, rows) -> dict[str, int]:
     return {u: style_index(f.unit(u)) for u in sorted(units)}
 
 
-def _cell_value(f, row, key, units: dict, plain: int):
+def _cell_value(row, key, units: dict, plain: int):
     """What :func:`_value` writes, as (value, style index) for a streamed row."""
-    v = row.get(key)
-    if row["kind"] == "measure":
-        if v is None:
-            if key == "actual" and row.get("note"):
-                return row["note"], plain
-            return ("No target" if key == "target" else None), plain
-        return v, units[row.get("unit") or "number"]
-    if key == "actual":
-        return row.get("status_word"), plain
-    return ("N/A" if key == "target" else None), plain
+    v, number = _shown(row, key)
+    return v, (units[row.get("unit") or "number"] if number else plain)
 
 
 def _submissions(wb, f, result, name):

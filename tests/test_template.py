@@ -1,6 +1,7 @@
 """Templates checked by their meaning: items, validations, protection, formats, the stamp,
 and the live preview formula evaluated against the Python rules."""
 
+import io
 import warnings
 
 import pytest
@@ -210,3 +211,21 @@ def test_previous_actual_from_history(tmp_path, register):
 def test_template_renders_in_libreoffice(tmp_path, template_dir):
     pdf = convert_to_pdf(template_path(template_dir, "Children"), tmp_path)
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_quick_formula_path_gives_what_xlsxwriter_gives(register):
+    import xlsxwriter
+    from xlsxwriter.worksheet import Worksheet
+
+    from derbyxl import rag
+    from derbyxl.template import _Worksheet
+
+    wb = xlsxwriter.Workbook(io.BytesIO(), {"in_memory": True})
+    quick = wb.add_worksheet("q", worksheet_class=_Worksheet)
+    plain = wb.add_worksheet("p")
+    formulas = [rag.measure_status_formula("G5", "E5", item.polarity, item.tolerances) for item in register.items if item.kind == "measure"]
+    formulas += ['=IF(AND(ISNUMBER(H3),ISNUMBER(I3)),H3*I3,"")', "=XLOOKUP(A1,B:B,C:C)", "=SORT(A1:A9)", "{=SUM(A1:A3)}"]
+    for text in formulas:
+        assert quick._prepare_formula(text) == Worksheet._prepare_formula(plain, text), text
+    assert quick._prepare_formula("=XLOOKUP(A1,B:B,C:C)") == "_xlfn.XLOOKUP(A1,B:B,C:C)"
+    wb.close()
