@@ -4,7 +4,7 @@ Reading and checking a return, or writing a template, takes a few milliseconds o
 each; with hundreds of them a second core halves the wait. Workers are forked, so they start
 in milliseconds with the register already in memory: only indices go to them and only results
 come back. Where the platform cannot fork (Windows, macOS' default), or there is little to
-do, everything runs in the calling process.
+do, or the calling process runs other threads, everything runs in the calling process.
 
     results, lost = fork_map(lambda i: work(items[i]), len(items), workers=2)
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, TypeVar
@@ -67,7 +68,10 @@ def default_workers() -> int:
 
 
 def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether forking is available and safe: the platform forks and this process runs one
+    thread (a fork copies locks held by other threads, which could deadlock the child; a web
+    server calling the library from its threads gets everything done in the calling one)."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _run_chunk(indices: list[int]) -> list[tuple[int, object]]:

@@ -259,3 +259,25 @@ def test_history_export_keeps_formula_looking_text_as_text(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "h.csv", encoding="utf-8-sig")))
     assert rows[0]["commentary"] == '\'=HYPERLINK("http://evil.example","click")' and rows[0]["note"] == "'-2+3"
     assert rows[0]["actual"] == "-2.5" and rows[1]["commentary"] == "Fine – café" and rows[1]["actual"] == "3.0"
+
+
+def test_no_fork_while_other_threads_run(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(workers, "CHUNK", 2)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not workers.can_fork()
+        results, lost = workers.fork_map(lambda i: os.getpid(), 10, workers=2)
+        assert lost == [] and set(results.values()) == {os.getpid()}
+        values = [{"ref": "A 1", "kind": "action", "portfolio": "P", "theme": "T", "actual": None, "status": "Green", "status_word": "On track", "score": None, "commentary": None, "note": None, "source_file": "f.xlsx", "sha256": "x"}]
+        with History(tmp_path / "h.sqlite") as h:
+            with h.recording(Q4, "now", "fp", "m.xlsx", values, []):
+                pass
+            assert list(h.values_for(Q4)) == ["A 1"]
+    finally:
+        stop.set()
+        other.join()
+    assert workers.can_fork()
