@@ -201,6 +201,7 @@ def _summary(wb, f, register, result, name):
         ws.set_column(c, c, w)
     r = 4
     chart_rows = {}
+    everything = summarise(rows, "All")
     for label, key, order in (("Theme", "theme", register.themes), ("Portfolio", "portfolio", register.portfolios)):
         headers[0] = label
         for c, h in enumerate(headers):
@@ -216,7 +217,7 @@ def _summary(wb, f, register, result, name):
             _summary_row(ws, f, r, g, label_fmt=f.plain, num=f.int, pct=f.pct)
         chart_rows[key] = (first, r)
         r += 1
-        _summary_row(ws, f, r, summarise(rows, "All"), label_fmt=f.total_text, num=f.total, pct=f.total_pct)
+        _summary_row(ws, f, r, everything, label_fmt=f.total_text, num=f.total, pct=f.total_pct)
         r += 3
     ws.freeze_panes(5, 1)
     first, last = chart_rows["theme"]
