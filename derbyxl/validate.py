@@ -29,6 +29,7 @@ from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
+from derbyxl import workers as pool
 from derbyxl.workers import default_workers, fork_map, in_child
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
@@ -290,10 +291,17 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
             progress(tasks[k][1])
 
     results, lost = fork_map(one, len(tasks), workers, on_done=done)
-    for k in lost:
-        _, path, name = tasks[k]
-        results[k] = _isolated(path, name, register, limits)
-        done(k, None)
+    while lost:
+        # The files being read when the pool broke are the first ones lost (work is handed
+        # out in order): each of those gets a process of its own, the rest a new pool.
+        suspects, rest = lost[: max(1, workers) * pool.CHUNK], lost[max(1, workers) * pool.CHUNK :]
+        for k in suspects:
+            _, path, name = tasks[k]
+            results[k] = _isolated(path, name, register, limits)
+            done(k, None)
+        again, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob))
+        results.update((rest[j], blob) for j, blob in again.items())
+        lost = [rest[j] for j in still]
     return {tasks[k][0]: blob for k, blob in results.items()}
 
 
@@ -312,9 +320,12 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
     proc.start()
     send.close()
     blob = None
+    timed_out = False
     try:
         if receive.poll(limits.max_seconds * 2):
             blob = receive.recv_bytes()
+        else:
+            timed_out = proc.is_alive()
     except (EOFError, OSError):
         blob = None
     finally:
@@ -326,8 +337,11 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
     if blob is not None:
         return blob
     report = FileReport(workbook=name, path=str(path))
-    how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
-    report.findings.append(finding("reader-crashed", name, f"the process reading it stopped ({how})"))
+    if timed_out:
+        report.findings.append(finding("time-limit", name, f"reading it took over {limits.max_seconds * 2:g} s and was stopped"))
+    else:
+        how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+        report.findings.append(finding("reader-crashed", name, f"the process reading it stopped ({how})"))
     return encode_stage(report, [])
 
 

@@ -148,22 +148,26 @@ def test_a_worker_that_dies_loses_only_its_inputs(monkeypatch):
     assert all(results[i] == i for i in results)
 
 
-def test_a_file_that_kills_its_reader_is_named_and_the_rest_are_read(tmp_path, register, returns_copy, monkeypatch):
-    shutil.copy(returns_copy / GOVERNANCE, returns_copy / "killer.xlsx")
+@pytest.mark.parametrize("killer", ["0-first.xlsx", "zz-last.xlsx"])
+def test_a_file_that_kills_its_reader_is_named_and_the_rest_are_read(tmp_path, register, returns_copy, monkeypatch, killer):
+    shutil.copy(returns_copy / GOVERNANCE, returns_copy / killer)
+    for i in range(6):  # enough files for several rounds of work
+        shutil.copy(returns_copy / GOVERNANCE, returns_copy / f"copy-{i}.xlsx")
     real = validate_module.read_return
 
     def read(path, *args, **kwargs):
-        if path.name == "killer.xlsx":  # as python-calamine does on a grid it cannot allocate
+        if path.name == killer:  # as python-calamine does on a grid it cannot allocate
             os.kill(os.getpid(), signal.SIGKILL)
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(validate_module, "read_return", read)
     monkeypatch.setattr(workers, "CHUNK", 2)
     report = validate_paths([returns_copy], register, period=Q4, workers=2)
-    killer = next(fr for fr in report.files if fr.workbook == "killer.xlsx")
-    assert [f.code for f in killer.findings] == ["reader-crashed"] and "signal 9" in killer.findings[0].message
-    others = [fr for fr in report.files if fr.workbook != "killer.xlsx"]
-    assert len(others) == 9 and all(fr.valid and fr.rows for fr in others)
+    crashed = next(fr for fr in report.files if fr.workbook == killer)
+    assert [f.code for f in crashed.findings] == ["reader-crashed"] and "signal 9" in crashed.findings[0].message
+    others = [fr for fr in report.files if fr.workbook != killer]
+    assert len(others) == 15 and all(fr.rows for fr in others)
+    assert all(fr.valid for fr in others if not fr.workbook.startswith("copy-"))
 
 
 def test_quick_and_careful_scans_agree(good_dir):
