@@ -116,9 +116,9 @@ def validate_paths(
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
     fresh = _stage_all(todo, register, limits, workers or default_workers(), progress) if todo else {}
     if cache is not None:
-        cache.put_many({shas[i]: blob for i, blob in fresh.items() if shas[i] and _cacheable(blob)}, context)
-    for i, blob in fresh.items():
-        decoded[i] = decode_stage(blob, names[i], str(files[i]))
+        cache.put_many({shas[i]: blob for i, (blob, _) in fresh.items() if shas[i] and _cacheable(blob)}, context)
+    for i, (_, result) in fresh.items():
+        decoded[i] = result
 
     reports: list[FileReport] = []
     records_by_file: list[list[dict]] = []
@@ -272,19 +272,22 @@ def _cacheable(blob: bytes) -> bool:
     return blob[:1] == b"1"
 
 
-def _stage_bytes(path: Path, name: str, register: Register, limits: Limits) -> bytes:
-    return encode_stage(*check_file(path, name, register, limits))
+def _stage(path: Path, name: str, register: Register, limits: Limits) -> tuple[bytes, tuple[FileReport, list[dict]]]:
+    """One file's stage result, encoded for the cache and as objects (which a worker hands
+    back pickled: quicker to load than the JSON, and only ever between our own processes)."""
+    result = check_file(path, name, register, limits)
+    return encode_stage(*result), result
 
 
-def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress) -> dict[int, bytes]:
+def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
     there are enough files. A worker that dies (a reader crashing on a file the pre-scan let
     through) costs only a retry of its unfinished files, one process each, so the file that
     kills a reader is named and the others are read."""
 
-    def one(k: int) -> bytes:
+    def one(k: int):
         _, path, name = tasks[k]
-        return _stage_bytes(path, name, register, limits)
+        return _stage(path, name, register, limits)
 
     def done(k: int, _blob) -> None:
         if progress:
@@ -297,7 +300,8 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
         suspects, rest = lost[: max(1, workers) * pool.CHUNK], lost[max(1, workers) * pool.CHUNK :]
         for k in suspects:
             _, path, name = tasks[k]
-            results[k] = _isolated(path, name, register, limits)
+            blob = _isolated(path, name, register, limits)
+            results[k] = blob, decode_stage(blob, name, str(path))
             done(k, None)
         again, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob))
         results.update((rest[j], blob) for j, blob in again.items())
@@ -313,7 +317,7 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
     def child():
         in_child()
         receive.close()
-        send.send_bytes(_stage_bytes(path, name, register, limits))
+        send.send_bytes(encode_stage(*check_file(path, name, register, limits)))
         send.close()
 
     proc = ctx.Process(target=child)
