@@ -293,7 +293,8 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
         if progress:
             progress(tasks[k][1])
 
-    results, lost = fork_map(one, len(tasks), workers, on_done=done)
+    stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
+    results, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall)
     while lost:
         # The files being read when the pool broke are the first ones lost (work is handed
         # out in order): each of those gets a process of its own, the rest a new pool.
@@ -303,7 +304,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
             blob = _isolated(path, name, register, limits)
             results[k] = blob, decode_stage(blob, name, str(path))
             done(k, None)
-        again, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob))
+        again, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob), stall_seconds=stall)
         results.update((rest[j], blob) for j, blob in again.items())
         lost = [rest[j] for j in still]
     return {tasks[k][0]: blob for k, blob in results.items()}
@@ -334,6 +335,8 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
         blob = None
     finally:
         receive.close()
+        if timed_out:
+            proc.kill()
         proc.join(5)
         if proc.is_alive():
             proc.kill()

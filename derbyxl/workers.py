@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, TypeVar
 
@@ -84,6 +84,7 @@ def fork_map(
     workers: int | None = None,
     *,
     on_done: Callable[[int, T], None] | None = None,
+    stall_seconds: float | None = None,
 ) -> tuple[dict[int, T], list[int]]:
     """``fn(i)`` for ``i`` in ``range(n)``.
 
@@ -93,9 +94,12 @@ def fork_map(
         workers: processes (default :func:`default_workers`); 1, too few inputs, or no fork
             means the calling process does it all.
         on_done: called in the calling process with each index and result as they arrive.
+        stall_seconds: when no worker finishes anything for this long, something is stuck
+            (a reader in an endless loop): the workers are stopped and what they had not
+            finished is lost, for the caller to deal with.
 
     Returns:
-        results by index, and the indices lost with a worker that died.
+        results by index, and the indices lost with a worker that died or was stopped.
     """
     global _TASK
     workers = workers or default_workers()
@@ -110,16 +114,25 @@ def fork_map(
     try:
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=in_child) as pool:
-            futures = [pool.submit(_run_chunk, list(range(k, min(k + CHUNK, n)))) for k in range(0, n, CHUNK)]
-            for fut in as_completed(futures):
-                try:
-                    done = fut.result()
-                except BrokenProcessPool:
-                    continue
-                for i, result in done:
-                    results[i] = result
-                    if on_done:
-                        on_done(i, result)
+            pending = {pool.submit(_run_chunk, list(range(k, min(k + CHUNK, n)))) for k in range(0, n, CHUNK)}
+            while pending:
+                finished, pending = wait(pending, timeout=stall_seconds, return_when=FIRST_COMPLETED)
+                if not finished:
+                    # The pool's own processes (a private attribute, but the only handle on
+                    # them; other children of this process are left alone).
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.kill()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+                for fut in finished:
+                    try:
+                        done = fut.result()
+                    except BrokenProcessPool:
+                        continue
+                    for i, result in done:
+                        results[i] = result
+                        if on_done:
+                            on_done(i, result)
     finally:
         _TASK = None
     return results, [i for i in range(n) if i not in results]

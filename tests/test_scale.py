@@ -285,3 +285,42 @@ def test_no_fork_while_other_threads_run(tmp_path, monkeypatch):
         stop.set()
         other.join()
     assert workers.can_fork()
+
+
+def test_a_stuck_worker_is_stopped(monkeypatch):
+    import time
+
+    monkeypatch.setattr(workers, "CHUNK", 2)
+
+    def work(i):
+        if i == 3:
+            time.sleep(600)
+        return i
+
+    start = time.monotonic()
+    results, lost = workers.fork_map(work, 10, workers=2, stall_seconds=1.0)
+    assert time.monotonic() - start < 30
+    assert 3 in lost and set(results) | set(lost) == set(range(10))
+    assert all(results[i] == i for i in results)
+
+
+def test_a_file_that_hangs_its_reader_gets_a_time_limit(tmp_path, register, returns_copy, monkeypatch):
+    import time
+
+    shutil.copy(returns_copy / GOVERNANCE, returns_copy / "0-hangs.xlsx")
+    real = validate_module.read_return
+
+    def read(path, *args, **kwargs):
+        if path.name == "0-hangs.xlsx":  # an endless loop in a reader
+            time.sleep(600)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "read_return", read)
+    monkeypatch.setattr(workers, "CHUNK", 2)
+    start = time.monotonic()
+    report = validate_paths([returns_copy], register, period=Q4, workers=2, limits=Limits(max_seconds=1.0))
+    assert time.monotonic() - start < 60
+    hung = next(fr for fr in report.files if fr.workbook == "0-hangs.xlsx")
+    assert [f.code for f in hung.findings] == ["time-limit"]
+    others = [fr for fr in report.files if fr.workbook != "0-hangs.xlsx"]
+    assert len(others) == 9 and all(fr.valid and fr.rows for fr in others)
