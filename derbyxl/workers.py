@@ -8,8 +8,8 @@ do, or the calling process runs other threads, everything runs in the calling pr
 
     results, lost = fork_map(lambda i: work(items[i]), len(items), workers=2)
 
-``lost`` lists the indices whose worker died (a crash in a C extension, the OOM killer): the
-caller decides what that means for them.
+``lost`` lists the indices whose worker died (a crash in a C extension, the OOM killer) or
+was stopped as stuck (see ``stall_seconds``): the caller decides what that means for them.
 """
 
 from __future__ import annotations
