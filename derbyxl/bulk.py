@@ -54,14 +54,7 @@ class RowRenderer:
 
     def __init__(self, ncols: int):
         self.prefixes = [f'<c r="{xl_col_to_name(c)}' for c in range(ncols)]
-        self._styles: dict[int, str] = {0: ""}
-
-    def _style(self, s: int | None) -> str:
-        if not s:
-            return ""
-        if s not in self._styles:
-            self._styles[s] = f' s="{s}"'
-        return self._styles[s]
+        self._styles: dict[int | None, str] = {0: "", None: ""}  # style index -> attribute
 
     def row(self, r: int, values: Sequence, styles: Sequence[int | None], height: float | None = None) -> str:
         """One row (0-based ``r``): None leaves a cell empty (but styled when it has a style),
@@ -70,9 +63,9 @@ class RowRenderer:
         parts = [f'<row r="{n}" ht="{height:g}" customHeight="1">' if height else f'<row r="{n}">']
         add = parts.append
         for prefix, v, s in zip(self.prefixes, values, styles):
-            style = self._styles.get(s) if s else ""
+            style = self._styles.get(s)
             if style is None:
-                style = self._style(s)
+                style = self._styles[s] = f' s="{s}"'
             if v is None or v == "":
                 if style:
                     add(f'{prefix}{n}"{style}/>')

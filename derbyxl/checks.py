@@ -33,8 +33,9 @@ class Identity:
     ok: bool
 
 
-def check_identity(raw: RawReturn, register: Register, workbook: str, expected_period: Period | None) -> tuple[Identity, list[Finding]]:
-    """Is this a derbyxl return, for which portfolio and period, from which template version?"""
+def check_identity(raw: RawReturn, register: Register, workbook: str) -> tuple[Identity, list[Finding]]:
+    """Is this a derbyxl return, for which portfolio and period, from which template version?
+    (Whether the period is the one expected depends on the other returns: :func:`check_period`.)"""
     out: list[Finding] = []
     stamp = raw.stamp
     if not stamp or stamp.get("generator") != "derbyxl":
@@ -54,23 +55,13 @@ def check_identity(raw: RawReturn, register: Register, workbook: str, expected_p
     except PeriodError:
         out.append(finding("not-a-return", workbook, f"its stamp names no valid period ({period_text!r})"))
         return Identity(portfolio, None, False), out
-    ok = True
-    if expected_period and period != expected_period:
-        out.append(
-            finding(
-                "wrong-period",
-                workbook,
-                f"this is the {period.label} return; download the {expected_period.label} template",
-            )
-        )
-        ok = False
     found = register.find_portfolio(portfolio or "")
     if found is None:
         out.append(finding("unknown-portfolio", workbook, f"{portfolio!r} is not a portfolio of the register"))
         return Identity(portfolio, period.key, False), out
     if stamp.get("portfolio_fingerprint") and stamp["portfolio_fingerprint"] != register.portfolio_fingerprint(found):
         out.append(finding("register-changed", workbook, "the items, targets or units of this portfolio changed since the template was made"))
-    return Identity(found, period.key, ok), out
+    return Identity(found, period.key, True), out
 
 
 def check_period(report, expected: Period | None) -> Finding | None:

@@ -59,19 +59,12 @@ class RawSheet:
     stray: list[RawRow] = field(default_factory=list)
     merged: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     hidden: bool = False
-    _letters: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    letters: dict[str, str] = field(default_factory=dict)  # column letters by key
 
     def cell(self, row: RawRow, key: str) -> str | None:
         """The A1 reference of a column's cell in a row (None when the column is missing)."""
         letters = self.letters.get(key)
         return None if letters is None else f"{letters}{row.index + 1}"
-
-    @property
-    def letters(self) -> dict[str, str]:
-        """Column letters by key, worked out once per sheet."""
-        if self._letters is None or len(self._letters) != len(self.columns):
-            self._letters = {key: xl_col_to_name(c) for key, c in self.columns.items()}
-        return self._letters
 
 
 @dataclass
@@ -179,6 +172,7 @@ def _read_sheet(spec: SheetSpec, grid: list[list], known_refs: set[str]) -> RawS
         raw.missing_columns = [c.caption for c in spec.columns if c.role != "formula"]
         return raw
     raw.missing_columns = [c.caption for c in spec.columns if c.role != "formula" and c.key not in raw.columns]
+    raw.letters = {key: xl_col_to_name(c) for key, c in raw.columns.items()}
     gap = 0
     in_block = True
     for r in range(raw.header_index + 1, len(grid)):

@@ -124,7 +124,7 @@ def validate_paths(
     records_by_file: list[list[dict]] = []
     for i in range(len(files)):
         report, records = decoded[i]
-        report.sha256 = report.sha256 or shas[i]
+        report.sha256 = shas[i]
         reports.append(report)
         records_by_file.append(records)
     if expected is None:
@@ -206,7 +206,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     except ReadError as exc:
         report.findings.append(finding(exc.code, name, exc.message))
         return []
-    ident, found = checks.check_identity(raw, register, name, None)
+    ident, found = checks.check_identity(raw, register, name)
     report.findings.extend(found)
     report.portfolio, report.period = ident.portfolio, ident.period
     if not ident.ok:
@@ -229,7 +229,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     return records
 
 
-_REPORT_FIELDS = ("sha256", "portfolio", "period", "signed_by", "signed_date", "items")
+_REPORT_FIELDS = ("portfolio", "period", "signed_by", "signed_date", "items")
 _FINDING_FIELDS = ("sheet", "cell", "ref", "code", "severity", "message", "hint")
 #: Findings that depend on the moment, not the file: a result holding one is not cached.
 _UNCACHEABLE = ("time-limit", "reader-crashed")

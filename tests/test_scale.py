@@ -33,7 +33,7 @@ def _summary(report):
     return (
         [f.as_dict() for f in report.findings],
         [(fr.workbook, fr.portfolio, fr.valid, fr.sha256, len(fr.rows)) for fr in report.files],
-        sorted((r["ref"], r.get("actual"), r.get("status"), r.get("status_word"), r["cells"].get("commentary")) for fr in report.files for r in fr.rows),
+        sorted((r["ref"], r.get("actual"), r.get("status"), r.get("status_word"), tuple(sorted(r["cells"].as_dict().items()))) for fr in report.files for r in fr.rows),
     )
 
 
