@@ -203,7 +203,7 @@ def normalise_rows(
             continue
         sheet, row = found[item.ref]
         spec = sheet.spec
-        errs = error_cells.get(spec.name, set())
+        values = row.values
         cells = Cells(sheet.letters, row.index + 1)
         rec = {
             "workbook": workbook,
@@ -212,42 +212,47 @@ def normalise_rows(
             "kind": item.kind,
             "cells": cells,
             "bad": set(),
-            "commentary": _text(row.values.get("commentary")),
+            "commentary": _text(values.get("commentary")),
         }
 
         def bad(key, code, detail):
             rec["bad"].add(key)
             out.append(finding(code, workbook, detail, sheet=spec.name, cell=cells.get(key), ref=item.ref))
 
-        for c in spec.inputs:
-            if cells.get(c.key) in errs:
-                bad(c.key, "excel-error", f"{c.caption} shows an Excel error value")
+        errs = error_cells.get(spec.name)
+        if errs:
+            for c in spec.inputs:
+                if cells.get(c.key) in errs:
+                    bad(c.key, "excel-error", f"{c.caption} shows an Excel error value")
         if item.kind == "measure":
-            rec["note"] = _text(row.values.get("note"))
+            rec["note"] = _text(values.get("note"))
             rec["actual"] = None
-            if "actual" not in rec["bad"]:
-                parsed = parse_value(row.values.get("actual"), item.unit or "number")
+            actual = values.get("actual")
+            if actual.__class__ is float and math.isfinite(actual) and "actual" not in rec["bad"]:
+                rec["actual"] = actual  # a number typed as a number: nothing to read or report
+            elif "actual" not in rec["bad"]:
+                parsed = parse_value(actual, item.unit or "number")
                 if parsed.code == "value-normalised":
                     out.append(finding("value-normalised", workbook, parsed.detail, sheet=spec.name, cell=cells.get("actual"), ref=item.ref))
                 elif parsed.code == "no-data-text":
                     out.append(finding("no-data-text", workbook, parsed.detail, sheet=spec.name, cell=cells.get("actual"), ref=item.ref))
-                    rec["note"] = rec["note"] or _text(row.values.get("actual"))
+                    rec["note"] = rec["note"] or _text(actual)
                 elif parsed.code:
                     bad("actual", parsed.code, parsed.detail)
                 rec["actual"] = parsed.value
                 if parsed.note and not rec["note"]:
                     rec["note"] = parsed.note
-                lo, hi = item.bounds
-                rec["_lo"] = math.nan if lo is None else lo
-                rec["_hi"] = math.nan if hi is None else hi
-                rec["_percent"] = item.unit == "percent"
+            lo, hi = item.bounds
+            rec["_lo"] = math.nan if lo is None else lo
+            rec["_hi"] = math.nan if hi is None else hi
+            rec["_percent"] = item.unit == "percent"
         elif item.kind in ("action", "project"):
-            raw_status = _text(row.values.get("status"))
+            raw_status = _text(values.get("status"))
             canon = rag.normalise_action_status(raw_status) if item.kind == "action" else rag.project_status(raw_status)
             rec["status_word"] = canon or raw_status
         else:
             for key in ("likelihood", "impact"):
-                v = row.values.get(key)
+                v = values.get(key)
                 if key in rec["bad"]:
                     rec[key] = None
                     continue

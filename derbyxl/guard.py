@@ -50,13 +50,11 @@ _ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _ROW_R = re.compile(rb'\br="([0-9]{1,8})"')
 _ATTR_R = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
 _ATTR_T_ERROR = re.compile(rb'\bt="e"')
-# The fast path of the sheet scan: cells written as <c r="A1"...> by every common writer.
-# A cell or row element that does not start so (a prefix, no reference, another attribute first).
-_ODD_TAG = re.compile(rb'<(?:\w+:(?:c|row)|c(?! r="[A-Z]{1,3}[0-9]{1,7}")|row(?! r="[0-9]{1,8}"))[\s>/]')
-_FAST_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"')
-_FAST_COL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]')
+# The quick path of the sheet scan: cells written as <c r="A1"...> and rows as <row r="1"...>
+# by every common writer. A cell or row element that does not start so (a prefix, no
+# reference, another attribute first) sends the piece to the careful scan.
+_ODD_TAG = rb'<(?:\w+:(?:c|row)|c(?! r="[A-Z]{1,3}[0-9]{1,7}")|row(?! r="[0-9]{1,8}"))[\s>/]'
 _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"[^>]*\bt="e"')
-_FAST_ROW_R = re.compile(rb'<row r="([0-9]{1,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _CHUNK = 1 << 20
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -272,11 +270,11 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
                 tail = data
                 continue
             data, tail = data[:cut], data[cut:]
-            fast = _fast_bounds(data)
-            if fast is not None:
-                n_rows, row_hi, col_hi, n_cells, errs = fast
+            quick = _quick_scan(data, limits)
+            if quick is not None:
+                n_rows, n_cells, errs = quick
                 rows += n_rows
-                max_row, max_col, cells = max(max_row, row_hi), max(max_col, col_hi), cells + n_cells
+                cells += n_cells
                 errors.update(errs)
             else:
                 for m in _ROW.finditer(data):
@@ -318,18 +316,56 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
     return errors
 
 
-def _fast_bounds(data: bytes) -> tuple[int, int, int, int, set[str]] | None:
-    """Rows, highest row, highest column, cells and error cells of a piece of sheet XML, found
-    by whole-buffer regular expressions when every cell and row starts ``<c r="..."`` and
-    ``<row r="..."`` (as Excel, LibreOffice and xlsxwriter write them). ``None`` when any does
-    not, so the careful scan handles it."""
-    if _ODD_TAG.search(data):
+def _greater_than(limit: int, digits: str, width: int) -> str:
+    """A regular expression matching the numerals above ``limit`` written in ``digits`` (a
+    run of them ending where the pattern ends, without leading zeros), at most ``width`` long.
+    ``_greater_than(20000, "0123456789", 7)`` matches 20001 and 100000, not 20000 or 9999."""
+    base = len(digits)
+    text = ""
+    n = limit
+    while n:  # bijective for letters (A=1 ... Z=26, AA=27), plain for decimal
+        if digits[0] == "0":
+            text, n = digits[n % base] + text, n // base
+        else:
+            n -= 1
+            text, n = digits[n % base] + text, n // base
+    first = "1" if digits[0] == "0" else digits[0]
+    any_digit = f"[{digits[0]}-{digits[-1]}]"
+    parts = [f"[{first}-{digits[-1]}]{any_digit}{{{len(text)},{width - 1}}}"] if len(text) < width else []
+    for i, ch in enumerate(text):
+        higher = digits[digits.index(ch) + 1 :]
+        if higher:
+            parts.append(re.escape(text[:i]) + f"[{higher[0]}-{higher[-1]}]" + (f"{any_digit}{{{len(text) - i - 1}}}" if i < len(text) - 1 else ""))
+    return "|".join(parts) or "(?!)"
+
+
+_QUICK: dict[tuple[int, int], re.Pattern | None] = {}
+
+
+def _quick_pattern(limits: Limits) -> re.Pattern | None:
+    """One expression finding what the quick path cannot vouch for: an odd tag, a cell or row
+    beyond the limits. None when the limits allow a grid larger than the cell limit, which
+    only the careful scan (knowing the highest row and column) can check."""
+    key = (limits.max_rows, limits.max_cols)
+    if key not in _QUICK:
+        if limits.max_rows * limits.max_cols > limits.max_cells * 4:
+            _QUICK[key] = None
+        else:
+            row = _greater_than(limits.max_rows, "0123456789", 8)
+            col = _greater_than(limits.max_cols, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 3)
+            # A row number with a leading zero is odd too (a reader may take A020001 as row 20001).
+            far = f'<c r="(?:[A-Z]{{1,3}}(?:0|(?:{row})")|(?:{col})[0-9])|<row r="(?:0|(?:{row})")'.encode()
+            _QUICK[key] = re.compile(_ODD_TAG + b"|" + far)
+    return _QUICK[key]
+
+
+def _quick_scan(data: bytes, limits: Limits) -> tuple[int, int, set[str]] | None:
+    """Rows, cells and error cells of a piece of sheet XML, when every cell and row starts
+    ``<c r="..."`` and ``<row r="..."`` (as Excel, LibreOffice and xlsxwriter write them) and
+    none lies beyond the limits: one search of the whole piece and two counts. ``None`` when
+    the careful scan must look (which also words the finding for a cell too far out)."""
+    pattern = _quick_pattern(limits)
+    if pattern is None or pattern.search(data):
         return None
-    row_numbers = _FAST_ROW.findall(data)
-    n_cells = len(row_numbers)
-    row_tags = _FAST_ROW_R.findall(data)
-    max_row = max(map(int, row_numbers), default=0)
-    max_row = max(max_row, max(map(int, row_tags), default=0))
-    max_col = max(map(_col_number, set(_FAST_COL.findall(data))), default=0)
     errors = {ref.decode() for ref in _FAST_ERROR.findall(data)} if b't="e"' in data else set()
-    return len(row_tags), max_row, max_col, n_cells, errors
+    return data.count(b'<row r="'), data.count(b'<c r="'), errors

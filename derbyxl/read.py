@@ -37,14 +37,12 @@ class ReadError(Exception):
 
 @dataclass
 class RawRow:
-    """One item row as typed: the 0-based row index and the raw value of each column by key."""
+    """One item row as typed: the 0-based row index, the raw value of each column by key
+    (an empty cell is None) and the Ref as tidy text."""
 
     index: int
     values: dict
-
-    @property
-    def ref(self) -> str:
-        return _ref_text(self.values.get("ref"))
+    ref: str = ""
 
 
 @dataclass
@@ -175,25 +173,36 @@ def _read_sheet(spec: SheetSpec, grid: list[list], known_refs: set[str]) -> RawS
     raw.letters = {key: xl_col_to_name(c) for key, c in raw.columns.items()}
     gap = 0
     in_block = True
+    columns = list(raw.columns.items())
+    inputs = [c.key for c in spec.inputs]
     for r in range(raw.header_index + 1, len(grid)):
         row = grid[r]
-        values = {key: (row[c] if c < len(row) else None) for key, c in raw.columns.items()}
-        for k, v in values.items():
-            if isinstance(v, str) and v == "":
-                values[k] = None
-        if all(_blank(v) for v in row):
+        if _row_blank(row):
             gap += 1
             if gap > GAP:
                 in_block = False
             continue
         gap = 0
-        item = RawRow(r, values)
+        width = len(row)
+        values = {}
+        for key, c in columns:
+            v = row[c] if c < width else None
+            values[key] = None if v == "" else v
+        item = RawRow(r, values, _ref_text(values.get("ref")))
         if in_block or item.ref in known_refs:
-            if item.ref or any(not _blank(values.get(c.key)) for c in spec.inputs):
+            if item.ref or any(not _blank(values.get(key)) for key in inputs):
                 raw.rows.append(item)
         else:
             raw.stray.append(item)
     return raw
+
+
+def _row_blank(row: list) -> bool:
+    for v in row:
+        if v is None or v == "" or (v.__class__ is str and not v.strip()):
+            continue
+        return False
+    return True
 
 
 def as_date(value) -> dt.date | None:

@@ -92,15 +92,6 @@ class Item:
     maximum: float | None = None
     row: int | None = field(default=None, compare=False)
 
-    @classmethod
-    def _unchecked(cls, fields: dict) -> Item:
-        """An item from a dict holding every field, made without the frozen dataclass's
-        ``__init__`` (which sets each field through ``object.__setattr__``, 8x slower: it
-        counts when loading a register of 200,000 items). Item has no ``__post_init__``."""
-        item = object.__new__(cls)
-        item.__dict__.update(fields)
-        return item
-
     @property
     def bounds(self) -> tuple[float | None, float | None]:
         """The plausible range of the actual: percent measures default to 0%-100%."""
@@ -278,15 +269,16 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
         raise RegisterError(source, problems)
 
     width = max(columns.values()) + 1
-    at = lambda name: columns.get(name, width)  # noqa: E731 - absent optional columns read as None
-    field_cols = [at(name) for name in _FIELD_COLUMNS]
-    ref_i, desc_i, port_i, theme_i, lead_i, email_i = (at(n) for n in ("Ref", "Description", "Portfolio", "Theme", "Lead officer", "Email"))
+    present = [name for name in _FIELD_COLUMNS if name in columns]
+    pick = operator.itemgetter(*(columns[name] for name in present))  # at least the 5 required
+    ref_i, desc_i, port_i, theme_i = (columns[n] for n in ("Ref", "Description", "Portfolio", "Theme"))
+    lead_i, email_i = columns.get("Lead officer"), columns.get("Email")
     # Kind, unit, polarity, targets and tolerances repeat across rows: parse each combination once.
     memo: dict[tuple, tuple[tuple, list[tuple[str, str]]]] = {}
     texts: dict[object, str] = {}
     items: list[Item] = []
     seen: dict[str, int] = {}
-    pick = operator.itemgetter(*field_cols)
+    new_item = object.__new__
     for n, row in enumerate(rows[1:], start=2):
         try:
             blank = not "".join(row).strip()  # rows of a CSV: all text
@@ -294,11 +286,13 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
             blank = not any(c is not None and str(c).strip() for c in row)
         if blank:
             continue
-        if len(row) <= width:
-            row = list(row) + [None] * (width + 1 - len(row))
+        if len(row) < width:
+            row = [*row, *([None] * (width - len(row)))]
         key = pick(row)
         if key not in memo:
-            memo[key] = _parse_fields(dict(zip(_FIELD_COLUMNS, key)))
+            raw = dict.fromkeys(_FIELD_COLUMNS)
+            raw.update(zip(present, key))
+            memo[key] = _parse_fields(raw)
         fields, found = memo[key]
         for col, msg in found:
             problems.append(RegisterProblem(n, col, msg))
@@ -321,27 +315,27 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
         kind, unit, polarity, target, previous, tolerances, minimum, maximum = fields
         if kind is None or not ref:
             continue
-        items.append(
-            Item._unchecked(
-                {
-                    "ref": ref,
-                    "kind": kind,
-                    "description": description,
-                    "portfolio": portfolio,
-                    "theme": theme,
-                    "unit": unit,
-                    "polarity": polarity,
-                    "target": target,
-                    "previous_actual": previous,
-                    "lead_officer": (cell_text(lead) or None) if (lead := row[lead_i]) else None,
-                    "email": (cell_text(email) or None) if (email := row[email_i]) else None,
-                    "tolerances": tolerances,
-                    "minimum": minimum,
-                    "maximum": maximum,
-                    "row": n,
-                }
-            )
+        # Built without the frozen dataclass's __init__, which sets each field through
+        # object.__setattr__ (8x slower: it counts for a register of 200,000 items).
+        item = new_item(Item)
+        item.__dict__.update(
+            ref=ref,
+            kind=kind,
+            description=description,
+            portfolio=portfolio,
+            theme=theme,
+            unit=unit,
+            polarity=polarity,
+            target=target,
+            previous_actual=previous,
+            lead_officer=(cell_text(lead) or None) if lead_i is not None and (lead := row[lead_i]) else None,
+            email=(cell_text(email) or None) if email_i is not None and (email := row[email_i]) else None,
+            tolerances=tolerances,
+            minimum=minimum,
+            maximum=maximum,
+            row=n,
         )
+        items.append(item)
     if problems:
         raise RegisterError(source, problems)
     if not items:

@@ -235,22 +235,31 @@ _FINDING_FIELDS = ("sheet", "cell", "ref", "code", "severity", "message", "hint"
 _UNCACHEABLE = ("time-limit", "reader-crashed")
 
 
+def _json_default(value):
+    """How a record's two non-JSON values are encoded: its bad columns (a set) as a sorted
+    list, its :class:`Cells` as the row number (the letters are stored once per sheet)."""
+    if isinstance(value, set):
+        return sorted(value)
+    if isinstance(value, Cells):
+        return value.row
+    raise TypeError(f"{type(value).__name__} in a record")
+
+
 def encode_stage(report: FileReport, records: list[dict]) -> bytes:
     """One file's stage result as compact bytes (for the cache and between processes)."""
     letters: dict[str, dict[str, str]] = {}
-    rows = []
     for rec in records:
-        cells = rec["cells"]
-        letters.setdefault(rec["sheet"], cells.letters)
-        rows.append({**{k: v for k, v in rec.items() if k not in ("workbook", "cells")}, "bad": sorted(rec["bad"]), "cells": cells.row})
+        if rec["sheet"] not in letters:
+            letters[rec["sheet"]] = rec["cells"].letters
     payload = {
         "report": {k: getattr(report, k) for k in _REPORT_FIELDS},
         "findings": [[getattr(f, k) for k in _FINDING_FIELDS] for f in report.findings],
         "letters": letters,
-        "records": rows,
+        "records": records,  # each names its workbook, which decoding sets again
     }
+    text = json.dumps(payload, separators=(",", ":"), default=_json_default, check_circular=False)
     cacheable = not any(f.code in _UNCACHEABLE for f in report.findings)
-    return (b"1" if cacheable else b"0") + zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
+    return (b"1" if cacheable else b"0") + zlib.compress(text.encode(), 1)
 
 
 def decode_stage(blob: bytes, name: str, path: str) -> tuple[FileReport, list[dict]]:
@@ -272,42 +281,45 @@ def _cacheable(blob: bytes) -> bool:
     return blob[:1] == b"1"
 
 
-def _stage(path: Path, name: str, register: Register, limits: Limits) -> tuple[bytes, tuple[FileReport, list[dict]]]:
-    """One file's stage result, encoded for the cache and as objects (which a worker hands
-    back pickled: quicker to load than the JSON, and only ever between our own processes)."""
-    result = check_file(path, name, register, limits)
-    return encode_stage(*result), result
+def _stage(path: Path, name: str, register: Register, limits: Limits) -> bytes:
+    """One file's stage result, encoded: what the cache keeps is also what a worker hands
+    back (decoding the JSON is several times quicker than unpickling the objects)."""
+    return encode_stage(*check_file(path, name, register, limits))
 
 
 def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
-    there are enough files. A worker that dies (a reader crashing on a file the pre-scan let
-    through) costs only a retry of its unfinished files, one process each, so the file that
-    kills a reader is named and the others are read."""
+    there are enough files, and decode each result as it arrives. A worker that dies (a
+    reader crashing on a file the pre-scan let through) costs only a retry of its unfinished
+    files, one process each, so the file that kills a reader is named and the others are read.
 
-    def one(k: int):
+    Returns:
+        by task index: the encoded result (for the cache) and the decoded report and records.
+    """
+    decoded: dict[int, tuple[bytes, tuple]] = {}
+
+    def one(k: int) -> bytes:
         _, path, name = tasks[k]
         return _stage(path, name, register, limits)
 
-    def done(k: int, _blob) -> None:
+    def done(k: int, blob: bytes) -> None:
+        _, path, name = tasks[k]
+        decoded[k] = blob, decode_stage(blob, name, str(path))
         if progress:
-            progress(tasks[k][1])
+            progress(path)
 
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
-    results, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall)
+    _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall)
     while lost:
         # The files being read when the pool broke are the first ones lost (work is handed
         # out in order): each of those gets a process of its own, the rest a new pool.
         suspects, rest = lost[: max(1, workers) * pool.CHUNK], lost[max(1, workers) * pool.CHUNK :]
         for k in suspects:
             _, path, name = tasks[k]
-            blob = _isolated(path, name, register, limits)
-            results[k] = blob, decode_stage(blob, name, str(path))
-            done(k, None)
-        again, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob), stall_seconds=stall)
-        results.update((rest[j], blob) for j, blob in again.items())
+            done(k, _isolated(path, name, register, limits))
+        _, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob), stall_seconds=stall)
         lost = [rest[j] for j in still]
-    return {tasks[k][0]: blob for k, blob in results.items()}
+    return {tasks[k][0]: result for k, result in decoded.items()}
 
 
 def _isolated(path: Path, name: str, register: Register, limits: Limits) -> bytes:

@@ -18,7 +18,7 @@ import derbyxl.validate as validate_module
 from derbyxl import workers
 from derbyxl.cache import FileCache
 from derbyxl.consolidate import consolidate
-from derbyxl.guard import Limits, _fast_bounds, scan
+from derbyxl.guard import DEFAULT_LIMITS, Limits, _greater_than, _quick_scan, scan
 from derbyxl.history import History, HistoryBusy
 from derbyxl.register import Item, Register
 from derbyxl.validate import validate_paths
@@ -179,16 +179,42 @@ def test_quick_and_careful_scans_agree(good_dir):
     with zipfile.ZipFile(path) as zf:
         sheets = [zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
     for xml in sheets:
-        quick = _fast_bounds(xml)
+        quick = _quick_scan(xml, DEFAULT_LIMITS)
         assert quick is not None, "derbyxl's own templates take the quick path"
-        n_rows, max_row, max_col, cells, errors = quick
+        n_rows, cells, errors = quick
         assert cells == len(_CELL.findall(xml)) and n_rows == len(_ROW.findall(xml))
         # The same sheet with a namespace prefix, as some writers emit, takes the careful path.
         prefixed = xml.replace(b"<c ", b"<x:c ").replace(b"</c>", b"</x:c>").replace(b"<row ", b"<x:row ")
-        assert _fast_bounds(prefixed) is None
-    # Error values and far cells are found on the quick path too.
-    xml = b'<sheetData><row r="1"><c r="A1" t="e"><v>#REF!</v></c><c r="CZ7"/></row><row r="9"/></sheetData>'
-    assert _fast_bounds(xml) == (2, 9, 104, 2, {"A1"})
+        assert _quick_scan(prefixed, DEFAULT_LIMITS) is None
+    # Error values are found on the quick path too.
+    xml = b'<sheetData><row r="1"><c r="A1" t="e"><v>#REF!</v></c><c r="CV7"/></row><row r="20000"/></sheetData>'
+    assert _quick_scan(xml, DEFAULT_LIMITS) == (2, 2, {"A1"})
+    # Anything at or beyond the limits, or written oddly, is left to the careful scan.
+    for far in (b'<c r="CW7"/>', b'<c r="AAA1"/>', b'<c r="A20001"/>', b'<c r="XFD1048576"/>', b'<row r="20001"/>', b'<c r="A020001"/>', b'<row r="01"/>', b'<c r="a1"/>'):
+        assert _quick_scan(xml.replace(b"</sheetData>", far + b"</sheetData>"), DEFAULT_LIMITS) is None, far
+    # Limits whose grid could exceed the cell limit need the highest row and column: careful.
+    assert _quick_scan(xml, Limits(max_rows=1_000_000, max_cols=16_384)) is None
+
+
+@pytest.mark.parametrize("limit", [0, 1, 9, 10, 99, 100, 101, 20_000, 19_999, 1_048_576])
+def test_numbers_above_a_limit_are_matched_exactly(limit):
+    import re
+
+    above = re.compile(f"(?:{_greater_than(limit, '0123456789', 8)})$")
+    for n in [*range(min(limit + 3000, 30_000)), limit - 1, limit, limit + 1, 99_999_999]:
+        if n >= 0:
+            assert bool(above.match(str(n))) == (n > limit), n
+
+
+@pytest.mark.parametrize("limit", [1, 26, 27, 100, 702, 703, 16_384])
+def test_columns_above_a_limit_are_matched_exactly(limit):
+    import re
+
+    from xlsxwriter.utility import xl_col_to_name
+
+    above = re.compile(f"(?:{_greater_than(limit, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 3)})$")
+    for col in range(1, 16_385):
+        assert bool(above.match(xl_col_to_name(col - 1))) == (col > limit), col
 
 
 def test_far_cells_are_refused_on_either_path(tmp_path, good_dir):
