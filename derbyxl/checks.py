@@ -59,7 +59,10 @@ def check_identity(raw: RawReturn, register: Register, workbook: str) -> tuple[I
     if found is None:
         out.append(finding("unknown-portfolio", workbook, f"{portfolio!r} is not a portfolio of the register"))
         return Identity(portfolio, period.key, False), out
-    if stamp.get("portfolio_fingerprint") and stamp["portfolio_fingerprint"] != register.portfolio_fingerprint(found):
+    # A template made from this very register file is current; otherwise its portfolio's
+    # items are compared (hashing them is the costly part, so only when needed).
+    same_register = stamp.get("register_fingerprint") == register.fingerprint
+    if stamp.get("portfolio_fingerprint") and not same_register and stamp["portfolio_fingerprint"] != register.portfolio_fingerprint(found):
         out.append(finding("register-changed", workbook, "the items, targets or units of this portfolio changed since the template was made"))
     return Identity(found, period.key, True), out
 
@@ -242,10 +245,6 @@ def normalise_rows(
                 rec["actual"] = parsed.value
                 if parsed.note and not rec["note"]:
                     rec["note"] = parsed.note
-            lo, hi = item.bounds
-            rec["_lo"] = math.nan if lo is None else lo
-            rec["_hi"] = math.nan if hi is None else hi
-            rec["_percent"] = item.unit == "percent"
         elif item.kind in ("action", "project"):
             raw_status = _text(values.get("status"))
             canon = rag.normalise_action_status(raw_status) if item.kind == "action" else rag.project_status(raw_status)
@@ -262,8 +261,6 @@ def normalise_rows(
                     rec[key] = None
                 else:
                     rec[key] = parsed.value
-                    if parsed.value is None:
-                        rec.setdefault("_missing", []).append(key)
         if rec["commentary"] and len(rec["commentary"]) > LONG_TEXT:
             out.append(finding("text-too-long", workbook, f"{len(rec['commentary']):,} characters", sheet=spec.name, cell=cells.get("commentary"), ref=item.ref))
         records.append(rec)
@@ -323,22 +320,29 @@ def _code_for(kind: str, column: str, check: str) -> str:
     return check
 
 
-def check_values(records: list[dict]) -> list[Finding]:
-    """Run each kind's pandera schema once over the records of all returns."""
+def check_values(records: list[dict], register: Register) -> list[Finding]:
+    """Run each kind's pandera schema once over the records of all returns (a measure's
+    plausible range comes from its item in the register)."""
     out: list[Finding] = []
+    by_ref = register.by_ref
+    by_kind: dict[str, list[dict]] = {}
+    for r in records:
+        by_kind.setdefault(r["kind"], []).append(r)
     for spec in SHEETS:
-        rows = [r for r in records if r["kind"] == spec.kind]
+        rows = by_kind.get(spec.kind)
         if not rows:
             continue
         if spec.kind == "measure":
-            frame = pd.DataFrame(
-                {
-                    "actual": pd.Series([r.get("actual") for r in rows], dtype="float64"),
-                    "_lo": pd.Series([r.get("_lo") for r in rows], dtype="float64"),
-                    "_hi": pd.Series([r.get("_hi") for r in rows], dtype="float64"),
-                    "_percent": pd.Series([bool(r.get("_percent")) for r in rows], dtype=bool),
-                }
-            )
+            columns: dict[str, list] = {"actual": [], "_lo": [], "_hi": [], "_percent": []}
+            actual, low, high, percent = columns.values()
+            for r in rows:
+                item = by_ref[r["ref"]]
+                lo, hi = item.bounds
+                actual.append(r.get("actual"))
+                low.append(lo)
+                high.append(hi)
+                percent.append(item.unit == "percent")
+            frame = pd.DataFrame({k: pd.Series(v, dtype=bool if k == "_percent" else "float64") for k, v in columns.items()})
             skip = {i for i, r in enumerate(rows) if "actual" in r["bad"]}
         elif spec.kind == "risk":
             frame = pd.DataFrame(
@@ -355,8 +359,8 @@ def check_values(records: list[dict]) -> list[Finding]:
             cases = exc.failure_cases
         reported: set[tuple[int, str]] = set()
         # Values already reported while reading (not a number, an Excel error...) are not
-        # reported again as missing or out of range.
-        pre_bad = [set(r["bad"]) for r in rows]
+        # reported again as missing or out of range: what was bad before this schema ran.
+        pre_bad: dict[int, frozenset] = {}
         for case in cases.itertuples(index=False):
             idx = case.index
             if idx is None or (isinstance(idx, float) and math.isnan(idx)):
@@ -372,28 +376,30 @@ def check_values(records: list[dict]) -> list[Finding]:
             if column.startswith("_"):
                 column = "actual"
             key = "status" if column == "status_word" else column
+            r = rows[idx]
+            if idx not in pre_bad:
+                pre_bad[idx] = frozenset(r["bad"])
             if (idx, key) in reported or key in pre_bad[idx]:
                 continue
             reported.add((idx, key))
-            r = rows[idx]
             r["bad"].add(key)
             out.append(
-                finding(code, r["workbook"], _value_message(code, r, key), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
+                finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]]), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
             )
     return out
 
 
-def _value_message(code: str, r: dict, key: str) -> str:
+def _value_message(code: str, r: dict, key: str, item: Item) -> str:
     if code == "percent-as-whole":
         v = r["actual"]
         return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%"
     if code == "out-of-range":
-        lo, hi, v = r.get("_lo"), r.get("_hi"), r.get("actual")
-        unit = "percent" if r.get("_percent") else "number"
+        (lo, hi), v = item.bounds, r.get("actual")
+        unit = "percent" if item.unit == "percent" else "number"
         parts = []
-        if lo is not None and not math.isnan(lo):
+        if lo is not None:
             parts.append(f"at least {describe(lo, unit)}")
-        if hi is not None and not math.isnan(hi):
+        if hi is not None:
             parts.append(f"at most {describe(hi, unit)}")
         return f"{describe(v, unit)} read; it should be {' and '.join(parts)}"
     if code in ("invalid-status", "missing-status"):
@@ -429,43 +435,65 @@ def check_cross_field(records: list[dict], register: Register, previous: dict[st
     for any value :func:`check_values` found bad); one without gets it here."""
     out: list[Finding] = []
     previous = previous or {}
+    by_ref = register.by_ref
+    needs_words = (rag.RED, rag.AMBER, rag.AMBER_RED)
     for rec in records:
-        item = register.by_ref[rec["ref"]]
+        ref = rec["ref"]
+        item = by_ref[ref]
         if "status" not in rec:
             compute_status(rec, item)
-        wb, sheet, cells, ref = rec["workbook"], rec["sheet"], rec["cells"], rec["ref"]
         status = rec.get("status")
-        needs = status in (rag.RED, rag.AMBER, rag.AMBER_RED)
-        why = status
-        if item.kind == "measure" and "actual" not in rec["bad"] and rec.get("actual") is None:
+        needs, why = status in needs_words, status
+        # A measure's actual, when it was read cleanly (None: left empty).
+        actual = rec.get("actual") if item.kind == "measure" and "actual" not in rec["bad"] else _UNREAD
+        if actual is None:
             if not rec.get("note"):
-                out.append(finding("missing-actual", wb, "no actual and no Note saying why", sheet=sheet, cell=cells.get("actual"), ref=ref))
+                out.append(finding("missing-actual", rec["workbook"], "no actual and no Note saying why", sheet=rec["sheet"], cell=rec["cells"].get("actual"), ref=ref))
                 continue
             needs, why = True, "no data"
         if needs and not rec.get("commentary"):
             out.append(
-                finding("missing-commentary", wb, f"{ref} is {why}; say what is happening and what is being done", sheet=sheet, cell=cells.get("commentary"), ref=ref)
+                finding(
+                    "missing-commentary",
+                    rec["workbook"],
+                    f"{ref} is {why}; say what is happening and what is being done",
+                    sheet=rec["sheet"],
+                    cell=rec["cells"].get("commentary"),
+                    ref=ref,
+                )
             )
-        prev = previous.get(ref, {})
-        if item.kind == "measure" and rec.get("actual") is not None and "actual" not in rec["bad"]:
-            before = prev.get("actual", item.previous_actual)
-            if before not in (None, 0) and rec["actual"] not in (0,):
-                ratio = abs(rec["actual"] / before) if before else math.inf
-                if ratio > CHANGE_FACTOR or ratio < 1 / CHANGE_FACTOR or (rec["actual"] < 0) != (before < 0):
+        if actual is not None and actual is not _UNREAD and actual != 0:
+            before = previous[ref].get("actual", item.previous_actual) if ref in previous else item.previous_actual
+            if before not in (None, 0):
+                ratio = abs(actual / before)
+                if ratio > CHANGE_FACTOR or ratio < 1 / CHANGE_FACTOR or (actual < 0) != (before < 0):
                     unit = item.unit or "number"
                     out.append(
                         finding(
                             "large-change",
-                            wb,
-                            f"{describe(rec['actual'], unit)} against {describe(before, unit)} last time; check the value and its unit",
-                            sheet=sheet,
-                            cell=cells.get("actual"),
+                            rec["workbook"],
+                            f"{describe(actual, unit)} against {describe(before, unit)} last time; check the value and its unit",
+                            sheet=rec["sheet"],
+                            cell=rec["cells"].get("actual"),
                             ref=ref,
                         )
                     )
-        if item.kind == "action" and prev.get("status") == rag.BLUE and status in (rag.AMBER, rag.RED):
-            out.append(finding("completed-now-slipping", wb, f"{ref} was Completed last quarter and is now {rec.get('status_word')}", sheet=sheet, cell=cells.get("status"), ref=ref))
+        if item.kind == "action" and status in (rag.AMBER, rag.RED) and previous.get(ref, {}).get("status") == rag.BLUE:
+            out.append(
+                finding(
+                    "completed-now-slipping",
+                    rec["workbook"],
+                    f"{ref} was Completed last quarter and is now {rec.get('status_word')}",
+                    sheet=rec["sheet"],
+                    cell=rec["cells"].get("status"),
+                    ref=ref,
+                )
+            )
     return out
+
+
+#: Stands for a measure's actual that was not read cleanly (so no plausibility check applies).
+_UNREAD = object()
 
 
 def check_sign_off(raw: RawReturn, workbook: str) -> tuple[list[Finding], str | None, str | None]:
@@ -477,13 +505,9 @@ def check_sign_off(raw: RawReturn, workbook: str) -> tuple[list[Finding], str | 
     return [], _text(by), date.isoformat()
 
 
-_INTERNAL = ("bad", "_lo", "_hi", "_percent", "_missing")
-
-
 def make_public(rec: dict) -> dict:
-    """Turn a record, in place, into what the consolidation and the web portal see: the
-    internal fields used while checking are removed."""
-    for key in _INTERNAL:
-        rec.pop(key, None)
+    """Turn a record, in place, into what the consolidation and the web portal see: the set
+    of columns found bad while checking is removed (the findings say which)."""
+    rec.pop("bad", None)
     return rec
 

@@ -137,7 +137,7 @@ def validate_paths(
             continue
         records.extend(recs)
     by_name = {r.workbook: r for r in reports}
-    for f in checks.check_values(records):
+    for f in checks.check_values(records, register):
         by_name[f.workbook].findings.append(f)
     for rec in records:
         if rec["bad"]:  # a value found bad across files has no status

@@ -228,3 +228,35 @@ def test_same_named_returns_in_two_folders_get_two_annotated_copies(tmp_path, re
     assert len(written) == 2 and len({p.name for p in written}) == 2
     cells = [{p[2] for p in load_workbook(p)["Problems"].iter_rows(min_row=2, values_only=True) if p[0] == "error"} for p in written]
     assert cells == [{"G4"}, {"G3"}]
+
+
+def test_a_return_from_an_older_register_is_flagged_only_when_its_portfolio_changed(tmp_path, register, good_dir):
+    import csv
+
+    from derbyxl.register import load_register, sample_register_path
+
+    rows = list(csv.reader(open(sample_register_path(), encoding="utf-8")))
+    header = rows[0]
+    col = {h: i for i, h in enumerate(header)}
+    governance = next(r for r in rows[1:] if r[col["Portfolio"]].startswith("Governance") and r[col["Kind"]] == "measure")
+    other = next(r for r in rows[1:] if not r[col["Portfolio"]].startswith("Governance"))
+
+    def edited(name, row, column, value):
+        path = tmp_path / name
+        changed = [list(r) for r in rows]
+        changed[rows.index(row)][col[column]] = value
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows(changed)
+        return load_register(path)
+
+    returned = good_dir / GOVERNANCE
+    # The very register the template was made from: nothing to compare.
+    assert "register-changed" not in {f.code for f in validate_file(returned, register, period=Q4).findings}
+    # Another portfolio's item edited: the file differs, this portfolio's items do not.
+    elsewhere = edited("elsewhere.csv", other, "Description", other[col["Description"]] + " (revised)")
+    assert elsewhere.fingerprint != register.fingerprint
+    assert "register-changed" not in {f.code for f in validate_file(returned, elsewhere, period=Q4).findings}
+    # This portfolio's target moved since the template was made.
+    moved = edited("moved.csv", governance, "Target", "12345")
+    found = [f for f in validate_file(returned, moved, period=Q4).findings if f.code == "register-changed"]
+    assert len(found) == 1 and found[0].workbook == GOVERNANCE and found[0].severity == "warning"
