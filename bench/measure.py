@@ -1,5 +1,6 @@
-"""Run a command in this process and print its wall time and peak RSS as JSON on stderr.
-Used by bench/run.py so each step is timed as an officer runs it: one command, a fresh process.
+"""Run a command in this process and print its wall time, CPU time (its own and its worker
+processes', user and system) and peak RSS as JSON on stderr. Used by bench/run.py so each step
+is timed as an officer runs it: one command, a fresh process.
 
     python bench/measure.py validate returns/ ...          # the derbyxl CLI
     python bench/measure.py --datamaps import templates -m  # datamaps' CLI, for comparison
@@ -26,7 +27,8 @@ if __name__ == "__main__":
 
         code = main(args)
     wall = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    sys.stderr.write("\nBENCH " + json.dumps({"code": code, "wall": wall, "rss_mb": max(rss_mb, children_mb)}) + "\n")
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    rss_mb = max(own.ru_maxrss, children.ru_maxrss) / 1024
+    sys.stderr.write("\nBENCH " + json.dumps({"code": code, "wall": wall, "cpu": cpu, "rss_mb": rss_mb}) + "\n")
     sys.exit(0)

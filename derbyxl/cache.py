@@ -31,7 +31,7 @@ from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
 #: The modules whose code decides what a file yields: any edit to them is a new version.
-STAGE_MODULES = ("guard", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods")
+STAGE_MODULES = ("guard", "prescan", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods")
 
 
 def _code_hash() -> str:
@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS file_check (
 COLUMNS = ("sha256", "context", "version", "checked_at", "payload")
 #: Entries not used for this long are dropped when new ones are written.
 KEEP_SECONDS = 400 * 24 * 3600
+
+
+def context_for(register_fingerprint: str, limits) -> str:
+    """What a file's results depend on besides its bytes: the register and the limits."""
+    return hashlib.sha256(f"{register_fingerprint} {limits!r}".encode()).hexdigest()[:16]
 
 
 class FileCache:
@@ -110,6 +115,16 @@ class FileCache:
         except sqlite3.Error:
             return {}
         return out
+
+    def known(self, context: str) -> set[str]:
+        """The SHA-256 of every file with stored results in this context."""
+        if self.db is None:
+            return set()
+        try:
+            cur = self.db.execute("SELECT sha256 FROM file_check WHERE context = ? AND version = ?", (context, CACHE_VERSION))
+            return {sha for (sha,) in cur}
+        except sqlite3.Error:
+            return set()
 
     def _touch(self, found: dict[str, bytes], context: str) -> None:
         try:

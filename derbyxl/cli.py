@@ -172,20 +172,36 @@ def validate(
 
     Example: derbyxl validate returns/ --json findings.json --annotate outputs/annotated
     """
-    from derbyxl.validate import validate_paths
+    from derbyxl.cache import FileCache, context_for
+    from derbyxl.guard import DEFAULT_LIMITS
+    from derbyxl.prescan import Prescan, expand_paths
+    from derbyxl.register import file_fingerprint, sample_register_path
 
-    reg = _load_register(register)
-    p = _period(period) if period else None
     for path in paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
-    if no_cache:
-        report = validate_paths(paths, reg, period=p)
-    else:
-        from derbyxl.cache import FileCache
+    files = expand_paths(paths)
+    cache = None if no_cache else FileCache(history)
+    try:
+        # The files not already checked are pre-scanned on another core while pandas is
+        # imported and the register loads.
+        try:
+            known = cache.known(context_for(file_fingerprint(register or sample_register_path()), DEFAULT_LIMITS)) if cache else set()
+        except OSError:
+            known = set()  # no register there: loading it says so
+        early = Prescan.start(files, DEFAULT_LIMITS, skip=known)
+        try:
+            from derbyxl.validate import validate_paths
 
-        with FileCache(history) as cache:
-            report = validate_paths(paths, reg, period=p, cache=cache)
+            reg = _load_register(register)
+            p = _period(period) if period else None
+            report = validate_paths(files, reg, period=p, cache=cache, prescan=early)
+        finally:
+            if early is not None:
+                early.cancel()
+    finally:
+        if cache is not None:
+            cache.close()
     if json_out == "-":
         sys.stdout.write(report.to_json() + "\n")
     else:

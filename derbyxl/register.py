@@ -248,8 +248,13 @@ def load_register(path: str | Path) -> Register:
         raise FileNotFoundError(f"no register at {path}")
     rows = _read_rows(path)
     register = parse_register(rows, source=str(path))
-    register._fingerprints[""] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    register._fingerprints[""] = file_fingerprint(path)
     return register
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """The fingerprint of a register loaded from ``path``, without loading it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def parse_register(rows: list[list], source: str = "register") -> Register:

@@ -11,22 +11,21 @@ Files are only read, never written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
 import time
 import zlib
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
 from derbyxl import checks
-from derbyxl.cache import FileCache
+from derbyxl.cache import FileCache, context_for
 from derbyxl.checks import Cells
 from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period, PeriodError
+from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
 from derbyxl import workers as pool
@@ -34,38 +33,6 @@ from derbyxl.workers import default_workers, fork_map, in_child
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and the files inside folders named (not recursing, skipping Excel's
-    ``~$`` lock files and hidden files)."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for child in sorted(p.iterdir()):
-                if child.is_file() and not child.name.startswith(("~$", ".")) and child.name.lower() != "readme.md":
-                    out.append(child)
-        else:
-            out.append(p)
-    return out
-
-
-def sha256_of(path: Path) -> str | None:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
-def _display_names(files: list[Path]) -> list[str]:
-    """File names, made unique with their folder when two folders hold the same name."""
-    counts = Counter(f.name for f in files)
-    return [f.name if counts[f.name] == 1 else f"{f.parent.name}/{f.name}" for f in files]
 
 
 def validate_paths(
@@ -78,6 +45,7 @@ def validate_paths(
     progress: Callable[[Path], None] | None = None,
     cache: FileCache | None = None,
     workers: int | None = None,
+    prescan: Prescan | None = None,
 ) -> Report:
     """Validate every returned workbook in ``paths`` (files or folders).
 
@@ -94,17 +62,18 @@ def validate_paths(
             read again, and files read are added to it.
         workers: processes reading files at once (default :func:`default_workers`); 1 reads
             them in this process.
+        prescan: the pre-scan of these files started earlier (:class:`derbyxl.prescan.Prescan`),
+            whose finished results are used instead of scanning again.
 
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
     """
     files = expand_paths(paths)
-    names = _display_names(files)
+    names = display_names(files)
     expected = Period.parse(period) if period else None
     shas = [_sha256_within(f, limits) for f in files]
     decoded: dict[int, tuple[FileReport, list[dict]]] = {}
-    # What a file's results depend on besides its bytes: the register and the limits.
-    context = hashlib.sha256(f"{register.fingerprint} {limits!r}".encode()).hexdigest()[:16]
+    context = context_for(register.fingerprint, limits)
     if cache is not None:
         stored = cache.get_many([s for s in shas if s], context)
         for i, sha in enumerate(shas):
@@ -114,7 +83,11 @@ def validate_paths(
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
-    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress) if todo else {}
+    if prescan is not None:
+        prescan.collect()  # stops the scanning process: the workers scan what it had not reached
+        if prescan.limits != limits:
+            prescan = None
+    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress, prescan) if todo else {}
     if cache is not None:
         cache.put_many({shas[i]: blob for i, (blob, _) in fresh.items() if shas[i] and _cacheable(blob)}, context)
     for i, (_, result) in fresh.items():
@@ -175,11 +148,14 @@ def _latest_period(reports: list[FileReport]) -> Period | None:
 # -- the per-file stage: everything that depends only on the file's bytes and the register --
 
 
-def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS) -> tuple[FileReport, list[dict]]:
+def check_file(
+    path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS, prescan: Prescan | None = None
+) -> tuple[FileReport, list[dict]]:
     """Pre-scan, read and check one file on its own: identity, structure, sign-off, values.
 
     The checks across files (the expected period, the pandera schemas over all returns,
-    cross-field rules) are left to :func:`validate_paths`.
+    cross-field rules) are left to :func:`validate_paths`. The pre-scan is taken from
+    ``prescan`` when it has one for the file as it is now.
 
     Returns:
         the file's report (findings so far) and its records of normalised values.
@@ -187,7 +163,7 @@ def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAU
     report = FileReport(workbook=name, path=str(path))
     started = time.monotonic()
     try:
-        return report, _check(report, path, register, limits, started)
+        return report, _check(report, path, register, limits, started, prescan)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         if os.environ.get(DEBUG_ENV) == "1":
             raise
@@ -195,9 +171,9 @@ def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAU
         return report, []
 
 
-def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float) -> list[dict]:
+def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float, prescan: Prescan | None) -> list[dict]:
     name = report.workbook
-    res = scan(path, limits, workbook=name)
+    res = (prescan and prescan.result_for(path, name)) or scan(path, limits, workbook=name)
     report.findings.extend(res.findings)
     if not res.ok:
         return []
@@ -281,13 +257,13 @@ def _cacheable(blob: bytes) -> bool:
     return blob[:1] == b"1"
 
 
-def _stage(path: Path, name: str, register: Register, limits: Limits) -> bytes:
+def _stage(path: Path, name: str, register: Register, limits: Limits, prescan: Prescan | None = None) -> bytes:
     """One file's stage result, encoded: what the cache keeps is also what a worker hands
     back (decoding the JSON is several times quicker than unpickling the objects)."""
-    return encode_stage(*check_file(path, name, register, limits))
+    return encode_stage(*check_file(path, name, register, limits, prescan))
 
 
-def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress) -> dict[int, tuple[bytes, tuple]]:
+def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
     there are enough files, and decode each result as it arrives. A worker that dies (a
     reader crashing on a file the pre-scan let through) costs only a retry of its unfinished
@@ -300,7 +276,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
 
     def one(k: int) -> bytes:
         _, path, name = tasks[k]
-        return _stage(path, name, register, limits)
+        return _stage(path, name, register, limits, prescan)
 
     def done(k: int, blob: bytes) -> None:
         _, path, name = tasks[k]

@@ -16,7 +16,9 @@ def test_benchmark_smoke(tmp_path):
     data = json.loads((out / "bench.json").read_text())
     assert data["returns"] == 12 and data["items"] == 12 * 199
     for step in ("validate", "consolidate", "validate_again_cached"):
-        assert data[step]["wall"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
+        assert data[step]["wall"] > 0 and data[step]["cpu"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
+    for step in ("validate", "validate_again_cached"):
+        assert data[step]["ratio_to_read_floor"] == data[step]["wall"] / data["floor"]["calamine_read"]
     assert data["validate_plus_consolidate"] == data["validate"]["wall"] + data["consolidate"]["wall"]
     assert data["floor"]["calamine_read"] > 0 and data["floor"]["xlsxwriter_write"] > 0
     if data["datamaps"] is not None:  # installed by `make bench`; optional here

@@ -41,9 +41,9 @@ def _count_checks(monkeypatch) -> list[str]:
     seen: list[str] = []
     real = validate_module.check_file
 
-    def counting(path, name, register, limits):
+    def counting(path, name, register, limits, prescan=None):
         seen.append(name)
-        return real(path, name, register, limits)
+        return real(path, name, register, limits, prescan)
 
     monkeypatch.setattr(validate_module, "check_file", counting)
     return seen
