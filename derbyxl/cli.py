@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -66,6 +67,27 @@ def _load_register(path: Optional[Path], faulty_exit: int = 2):
         for p in exc.problems:
             err.print(f"  - {p}", markup=False, highlight=False)
         raise typer.Exit(faulty_exit)
+
+
+def _prescan(files: list[Path], register: Optional[Path], cache_path: Optional[Path]):
+    """Start pre-scanning, on another core, those of ``files`` not already checked against
+    this register (their results kept in the cache at ``cache_path``), while the caller
+    imports pandas and loads the register. None when not worth it (see Prescan.start)."""
+    from derbyxl.cache import FileCache, context_for
+    from derbyxl.guard import DEFAULT_LIMITS
+    from derbyxl.prescan import Prescan
+    from derbyxl.register import file_fingerprint, sample_register_path
+
+    known: set[str] = set()
+    if cache_path is not None and cache_path.exists():
+        try:
+            context = context_for(file_fingerprint(register or sample_register_path()), DEFAULT_LIMITS)
+        except OSError:
+            context = None  # no register there: loading it says so
+        if context:
+            with FileCache(cache_path) as cache:
+                known = cache.known(context)
+    return Prescan.start(files, DEFAULT_LIMITS, skip=known)
 
 
 def _period(text: str):
@@ -172,36 +194,24 @@ def validate(
 
     Example: derbyxl validate returns/ --json findings.json --annotate outputs/annotated
     """
-    from derbyxl.cache import FileCache, context_for
-    from derbyxl.guard import DEFAULT_LIMITS
-    from derbyxl.prescan import Prescan, expand_paths
-    from derbyxl.register import file_fingerprint, sample_register_path
+    from derbyxl.cache import FileCache
+    from derbyxl.prescan import expand_paths
 
     for path in paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
     files = expand_paths(paths)
-    cache = None if no_cache else FileCache(history)
+    early = _prescan(files, register, None if no_cache else history)
     try:
-        # The files not already checked are pre-scanned on another core while pandas is
-        # imported and the register loads.
-        try:
-            known = cache.known(context_for(file_fingerprint(register or sample_register_path()), DEFAULT_LIMITS)) if cache else set()
-        except OSError:
-            known = set()  # no register there: loading it says so
-        early = Prescan.start(files, DEFAULT_LIMITS, skip=known)
-        try:
-            from derbyxl.validate import validate_paths
+        from derbyxl.validate import validate_paths
 
-            reg = _load_register(register)
-            p = _period(period) if period else None
+        reg = _load_register(register)
+        p = _period(period) if period else None
+        with FileCache(history) if not no_cache else nullcontext() as cache:
             report = validate_paths(files, reg, period=p, cache=cache, prescan=early)
-        finally:
-            if early is not None:
-                early.cancel()
     finally:
-        if cache is not None:
-            cache.close()
+        if early is not None:
+            early.cancel()
     if json_out == "-":
         sys.stdout.write(report.to_json() + "\n")
     else:
@@ -235,19 +245,26 @@ def consolidate(
 
     Example: derbyxl consolidate returns/ --register register.xlsx --period 2024-25-Q4 --out outputs/
     """
-    from derbyxl.consolidate import ConsolidationBusy
-    from derbyxl.consolidate import consolidate as run
-    from derbyxl.history import HistoryBusy
+    from derbyxl.prescan import expand_paths
 
-    reg = _load_register(register)
-    p = _period(period)
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
+    early = _prescan(expand_paths([returns]), register, None if no_cache else (history or out_dir / "history.sqlite"))
     try:
-        result = run(returns, reg, p, out_dir, history_path=history, strict=strict, use_cache=not no_cache)
-    except (ConsolidationBusy, HistoryBusy) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        from derbyxl.consolidate import ConsolidationBusy
+        from derbyxl.consolidate import consolidate as run
+        from derbyxl.history import HistoryBusy
+
+        reg = _load_register(register)
+        p = _period(period)
+        try:
+            result = run(returns, reg, p, out_dir, history_path=history, strict=strict, use_cache=not no_cache, prescan=early)
+        except (ConsolidationBusy, HistoryBusy) as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1)
+    finally:
+        if early is not None:
+            early.cancel()
     _print_consolidation(result)
     if strict and not result.complete:
         err.print("[red]--strict: the quarter is incomplete; no master written.[/red]")

@@ -21,6 +21,7 @@ from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History
 from derbyxl.periods import Period
+from derbyxl.prescan import Prescan
 from derbyxl.register import Register
 from derbyxl.validate import validate_paths
 from derbyxl.workers import parent_only
@@ -182,6 +183,7 @@ def consolidate(
     limits: Limits = DEFAULT_LIMITS,
     generated_at: dt.datetime | None = None,
     use_cache: bool = True,
+    prescan: Prescan | None = None,
 ) -> Result:
     """Validate and merge the returns in ``returns`` into a master workbook in ``out_dir``.
 
@@ -196,6 +198,7 @@ def consolidate(
         generated_at: the time stamped into the master (now by default).
         use_cache: reuse per-file results kept in the history database by earlier runs
             (``derbyxl validate`` keeps them); False reads and checks every file again.
+        prescan: the pre-scan of the returns started earlier (:mod:`derbyxl.prescan`).
 
     Returns:
         A :class:`Result`; ``master`` is ``None`` when strict mode refused to write.
@@ -213,7 +216,7 @@ def consolidate(
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
         previous = history.values_for(period.previous)
-        report = validate_paths(sources, register, period=period, limits=limits, previous=previous, cache=cache if use_cache else None)
+        report = validate_paths(sources, register, period=period, limits=limits, previous=previous, cache=cache if use_cache else None, prescan=prescan)
         subs, chosen = choose_submissions(report, register, period)
         invalid = sorted({s.report.portfolio for s in subs if not s.report.valid and s.report.portfolio and s.report.portfolio not in chosen})
         missing = [p for p in register.portfolios if p not in chosen]

@@ -112,3 +112,26 @@ def test_not_started_with_one_worker_or_one_file(returns_copy, monkeypatch):
     assert Prescan.start(files[:1]) is None
     monkeypatch.setenv(workers.WORKERS_ENV, "1")
     assert Prescan.start(files) is None
+
+
+def test_the_commands_scan_early_only_what_is_not_cached(tmp_path, returns_copy, monkeypatch):
+    from derbyxl.cli import main
+
+    started = []
+    real = Prescan.start.__func__
+
+    def spy(cls, files, limits=DEFAULT_LIMITS, skip=frozenset()):
+        early = real(cls, files, limits, skip)
+        started.append((len(files), len(skip), early is not None))
+        return early
+
+    monkeypatch.setattr(Prescan, "start", classmethod(spy))
+    history = tmp_path / "history.sqlite"
+    common = ["--period", Q4.key]
+    assert main(["validate", str(returns_copy), *common, "--history", str(history)]) == 0
+    assert main(["validate", str(returns_copy), *common, "--history", str(history)]) == 0
+    assert main(["consolidate", str(returns_copy), *common, "--out", str(tmp_path / "out"), "--history", str(history)]) == 0
+    assert main(["consolidate", str(returns_copy), *common, "--out", str(tmp_path / "out"), "--no-cache"]) == 0
+    # First: nothing known; then the nine files are in the cache; --no-cache scans them all.
+    assert started == [(9, 0, True), (9, 9, True), (9, 9, True), (9, 0, True)]
+    assert (tmp_path / "out" / f"master_{Q4.key}.xlsx").exists()
