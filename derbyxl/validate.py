@@ -11,6 +11,7 @@ Files are only read, never written.
 
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
@@ -87,7 +88,10 @@ def validate_paths(
         prescan.collect()  # stops the scanning process: the workers scan what it had not reached
         if prescan.limits != limits:
             prescan = None
-    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress, prescan) if todo else {}
+    # pandas and pandera, for the checks across files, are imported while the workers read.
+    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress, prescan, meanwhile=_import_schemas) if todo else {}
+    from derbyxl.schemas import check_values
+
     if cache is not None:
         cache.put_many({shas[i]: blob for i, (blob, _) in fresh.items() if shas[i] and _cacheable(blob)}, context)
     for i, (_, result) in fresh.items():
@@ -110,7 +114,7 @@ def validate_paths(
             continue
         records.extend(recs)
     by_name = {r.workbook: r for r in reports}
-    for f in checks.check_values(records, register):
+    for f in check_values(records, register):
         by_name[f.workbook].findings.append(f)
     for rec in records:
         if rec["bad"]:  # a value found bad across files has no status
@@ -263,7 +267,13 @@ def _stage(path: Path, name: str, register: Register, limits: Limits, prescan: P
     return encode_stage(*check_file(path, name, register, limits, prescan))
 
 
-def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None) -> dict[int, tuple[bytes, tuple]]:
+def _import_schemas() -> None:
+    importlib.import_module("derbyxl.schemas")  # pandas and pandera, for later
+
+
+def _stage_all(
+    tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None, meanwhile=None
+) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
     there are enough files, and decode each result as it arrives. A worker that dies (a
     reader crashing on a file the pre-scan let through) costs only a retry of its unfinished
@@ -285,7 +295,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int, progress
             progress(path)
 
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
-    _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall)
+    _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
     while lost:
         # The files being read when the pool broke are the first ones lost (work is handed
         # out in order): each of those gets a process of its own, the rest a new pool.

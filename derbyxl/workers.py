@@ -85,6 +85,7 @@ def fork_map(
     *,
     on_done: Callable[[int, T], None] | None = None,
     stall_seconds: float | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[dict[int, T], list[int]]:
     """``fn(i)`` for ``i`` in ``range(n)``.
 
@@ -97,6 +98,8 @@ def fork_map(
         stall_seconds: when no worker finishes anything for this long, something is stuck
             (a reader in an endless loop): the workers are stopped and what they had not
             finished is lost, for the caller to deal with.
+        meanwhile: called once in the calling process after the workers have started (work
+            the caller needs next that the workers do not, such as importing a module).
 
     Returns:
         results by index, and the indices lost with a worker that died or was stopped.
@@ -105,6 +108,8 @@ def fork_map(
     workers = workers or default_workers()
     results: dict[int, T] = {}
     if workers <= 1 or n < 2 * CHUNK or not can_fork():
+        if meanwhile:
+            meanwhile()
         for i in range(n):
             results[i] = fn(i)
             if on_done:
@@ -115,6 +120,8 @@ def fork_map(
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=in_child) as pool:
             pending = {pool.submit(_run_chunk, list(range(k, min(k + CHUNK, n)))) for k in range(0, n, CHUNK)}
+            if meanwhile:
+                meanwhile()
             while pending:
                 finished, pending = wait(pending, timeout=stall_seconds, return_when=FIRST_COMPLETED)
                 if not finished:

@@ -1,0 +1,165 @@
+"""The pandera schemas of a return's values, built from the sheet definitions in
+:mod:`derbyxl.spec`, and :func:`check_values`, which runs them.
+
+Values of all returns of a kind are validated as one concatenated frame: pandera's fixed cost
+per call is far larger than its cost per row, and failure cases carry the frame index, which
+maps back to workbook, sheet and cell. (Imported only when values are checked: pandas and
+pandera take a good part of a second to import.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pandera.pandas as pa
+
+from derbyxl import rag
+from derbyxl.findings import Finding, finding
+from derbyxl.register import Item, Register
+from derbyxl.spec import SHEET_BY_KIND, SHEETS
+from derbyxl.values import describe
+
+
+def _measure_schema() -> pa.DataFrameSchema:
+    whole_percent = lambda d: ~(d["_percent"] & d["actual"].notna() & (d["actual"] > 1) & (d["actual"] <= 100) & (d["_hi"] <= 1))  # noqa: E731
+    in_range = lambda d: (  # noqa: E731
+        d["actual"].isna()
+        | (d["_percent"] & (d["actual"] > 1) & (d["actual"] <= 100) & (d["_hi"] <= 1))
+        | ((d["_lo"].isna() | (d["actual"] >= d["_lo"])) & (d["_hi"].isna() | (d["actual"] <= d["_hi"])))
+    )
+    return pa.DataFrameSchema(
+        {"actual": pa.Column(float, nullable=True), "_lo": pa.Column(float, nullable=True), "_hi": pa.Column(float, nullable=True)},
+        checks=[pa.Check(whole_percent, name="percent-as-whole"), pa.Check(in_range, name="out-of-range")],
+        name="Measures",
+    )
+
+
+def _status_schema(spec) -> pa.DataFrameSchema:
+    col = spec.column("status")
+    return pa.DataFrameSchema(
+        {"status_word": pa.Column(str, [pa.Check.isin(list(col.choices))], nullable=False)},
+        name=spec.name,
+    )
+
+
+def _risk_schema() -> pa.DataFrameSchema:
+    rating = [pa.Check.in_range(rag.RISK_MIN, rag.RISK_MAX)]
+    return pa.DataFrameSchema(
+        {"likelihood": pa.Column(float, rating, nullable=False), "impact": pa.Column(float, rating, nullable=False)},
+        name="Risks",
+    )
+
+
+_SCHEMAS: dict[str, pa.DataFrameSchema] = {}
+
+
+def schema_for(kind: str) -> pa.DataFrameSchema:
+    """The pandera schema of one kind's values, built from the sheet definitions."""
+    if kind not in _SCHEMAS:
+        spec = SHEET_BY_KIND[kind]
+        _SCHEMAS[kind] = {"measure": _measure_schema, "risk": _risk_schema}.get(kind, lambda: _status_schema(spec))()
+    return _SCHEMAS[kind]
+
+
+def _code_for(kind: str, column: str, check: str) -> str:
+    if check == "not_nullable":
+        return "missing-status" if column == "status_word" else "missing-risk-rating"
+    if check.startswith("isin"):
+        return "invalid-status"
+    if check.startswith("in_range") or check.startswith("greater") or check.startswith("less"):
+        return "invalid-risk-rating"
+    if check.startswith("dtype"):
+        return "not-a-number" if kind == "measure" else "invalid-status"
+    return check
+
+
+def check_values(records: list[dict], register: Register) -> list[Finding]:
+    """Run each kind's pandera schema once over the records of all returns (a measure's
+    plausible range comes from its item in the register)."""
+    out: list[Finding] = []
+    by_ref = register.by_ref
+    by_kind: dict[str, list[dict]] = {}
+    for r in records:
+        by_kind.setdefault(r["kind"], []).append(r)
+    for spec in SHEETS:
+        rows = by_kind.get(spec.kind)
+        if not rows:
+            continue
+        if spec.kind == "measure":
+            columns: dict[str, list] = {"actual": [], "_lo": [], "_hi": [], "_percent": []}
+            actual, low, high, percent = columns.values()
+            for r in rows:
+                item = by_ref[r["ref"]]
+                lo, hi = item.bounds
+                actual.append(r.get("actual"))
+                low.append(lo)
+                high.append(hi)
+                percent.append(item.unit == "percent")
+            frame = pd.DataFrame({k: pd.Series(v, dtype=bool if k == "_percent" else "float64") for k, v in columns.items()})
+            skip = {i for i, r in enumerate(rows) if "actual" in r["bad"]}
+        elif spec.kind == "risk":
+            frame = pd.DataFrame(
+                {k: pd.Series([r.get(k) for r in rows], dtype="float64") for k in ("likelihood", "impact")}
+            )
+            skip = set()
+        else:
+            frame = pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})
+            skip = set()
+        try:
+            schema_for(spec.kind).validate(frame, lazy=True)
+            continue
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+        reported: set[tuple[int, str]] = set()
+        # Values already reported while reading (not a number, an Excel error...) are not
+        # reported again as missing or out of range: what was bad before this schema ran.
+        pre_bad: dict[int, frozenset] = {}
+        for case in cases.itertuples(index=False):
+            idx = case.index
+            if idx is None or (isinstance(idx, float) and math.isnan(idx)):
+                continue
+            idx = int(idx)
+            if idx in skip:
+                continue
+            column = case.column if isinstance(case.column, str) else "actual"
+            check = str(case.check)
+            code = _code_for(spec.kind, column, check)
+            if code == "out-of-range" and column in ("_lo", "_hi", "_percent"):
+                column = "actual"
+            if column.startswith("_"):
+                column = "actual"
+            key = "status" if column == "status_word" else column
+            r = rows[idx]
+            if idx not in pre_bad:
+                pre_bad[idx] = frozenset(r["bad"])
+            if (idx, key) in reported or key in pre_bad[idx]:
+                continue
+            reported.add((idx, key))
+            r["bad"].add(key)
+            out.append(
+                finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]]), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
+            )
+    return out
+
+
+def _value_message(code: str, r: dict, key: str, item: Item) -> str:
+    if code == "percent-as-whole":
+        v = r["actual"]
+        return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%"
+    if code == "out-of-range":
+        (lo, hi), v = item.bounds, r.get("actual")
+        unit = "percent" if item.unit == "percent" else "number"
+        parts = []
+        if lo is not None:
+            parts.append(f"at least {describe(lo, unit)}")
+        if hi is not None:
+            parts.append(f"at most {describe(hi, unit)}")
+        return f"{describe(v, unit)} read; it should be {' and '.join(parts)}"
+    if code in ("invalid-status", "missing-status"):
+        got = r.get("status_word")
+        allowed = SHEET_BY_KIND[r["kind"]].column("status").choices
+        return (f"{got!r} is not one of " if got else "pick one of ") + ", ".join(allowed)
+    if code in ("invalid-risk-rating", "missing-risk-rating"):
+        return f"{key} is {r.get(key)!r}" if r.get(key) is not None else f"{key} is empty"
+    return ""
