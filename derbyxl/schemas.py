@@ -62,6 +62,16 @@ def schema_for(kind: str) -> pa.DataFrameSchema:
     return _SCHEMAS[kind]
 
 
+def prepare() -> None:
+    """Build every schema and let pandera load its pandas backend (which it does on first
+    use, importing a good many modules), so that this is done before the values arrive."""
+    for spec in SHEETS:
+        try:
+            schema_for(spec.kind).validate(_frame(spec.kind, [], {}), lazy=True)
+        except pa.errors.SchemaErrors:
+            pass  # an empty text column has no type to show; the backend is loaded all the same
+
+
 def _code_for(kind: str, column: str, check: str) -> str:
     if check == "not_nullable":
         return "missing-status" if column == "status_word" else "missing-risk-rating"
@@ -72,6 +82,24 @@ def _code_for(kind: str, column: str, check: str) -> str:
     if check.startswith("dtype"):
         return "not-a-number" if kind == "measure" else "invalid-status"
     return check
+
+
+def _frame(kind: str, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame:
+    """The frame one kind's schema checks: a row per record, in order."""
+    if kind == "measure":
+        columns: dict[str, list] = {"actual": [], "_lo": [], "_hi": [], "_percent": []}
+        actual, low, high, percent = columns.values()
+        for r in rows:
+            item = by_ref[r["ref"]]
+            lo, hi = item.bounds
+            actual.append(r.get("actual"))
+            low.append(lo)
+            high.append(hi)
+            percent.append(item.unit == "percent")
+        return pd.DataFrame({k: pd.Series(v, dtype=bool if k == "_percent" else "float64") for k, v in columns.items()})
+    if kind == "risk":
+        return pd.DataFrame({k: pd.Series([r.get(k) for r in rows], dtype="float64") for k in ("likelihood", "impact")})
+    return pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})
 
 
 def check_values(records: list[dict], register: Register) -> list[Finding]:
@@ -86,26 +114,9 @@ def check_values(records: list[dict], register: Register) -> list[Finding]:
         rows = by_kind.get(spec.kind)
         if not rows:
             continue
-        if spec.kind == "measure":
-            columns: dict[str, list] = {"actual": [], "_lo": [], "_hi": [], "_percent": []}
-            actual, low, high, percent = columns.values()
-            for r in rows:
-                item = by_ref[r["ref"]]
-                lo, hi = item.bounds
-                actual.append(r.get("actual"))
-                low.append(lo)
-                high.append(hi)
-                percent.append(item.unit == "percent")
-            frame = pd.DataFrame({k: pd.Series(v, dtype=bool if k == "_percent" else "float64") for k, v in columns.items()})
-            skip = {i for i, r in enumerate(rows) if "actual" in r["bad"]}
-        elif spec.kind == "risk":
-            frame = pd.DataFrame(
-                {k: pd.Series([r.get(k) for r in rows], dtype="float64") for k in ("likelihood", "impact")}
-            )
-            skip = set()
-        else:
-            frame = pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})
-            skip = set()
+        frame = _frame(spec.kind, rows, by_ref)
+        # Values already found bad while reading (not a number...) are not checked again.
+        skip = {i for i, r in enumerate(rows) if "actual" in r["bad"]} if spec.kind == "measure" else set()
         try:
             schema_for(spec.kind).validate(frame, lazy=True)
             continue

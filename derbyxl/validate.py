@@ -268,7 +268,7 @@ def _stage(path: Path, name: str, register: Register, limits: Limits, prescan: P
 
 
 def _import_schemas() -> None:
-    importlib.import_module("derbyxl.schemas")  # pandas and pandera, for later
+    importlib.import_module("derbyxl.schemas").prepare()  # pandas and pandera, for later
 
 
 def _stage_all(
