@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet datamaps || echo "datamaps not installed; the benchmark skips it"
-	$(BIN)/python bench/run.py --returns 1000
+	$(BIN)/python bench/run.py --returns 1000 --repeat 5
 
 clean:
 	rm -rf $(VENV) templates/*.xlsx returns/*.xlsx outputs/*.xlsx outputs/*.sqlite*
