@@ -35,6 +35,7 @@ import operator
 from collections import Counter
 from dataclasses import asdict, astuple, dataclass, field, fields
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from derbyxl.rag import KEY, Tolerances
 from derbyxl.values import UNITS, normalise_unit, parse_value
@@ -199,11 +200,14 @@ _TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
 _KEY_TUPLE = astuple(KEY)
 
 
-def _read_rows(path: Path) -> list[list]:
+def _read_rows(path: Path) -> Iterator[list]:
+    """The register's rows, header first, one at a time: a register of 200,000 rows is never
+    held as a whole list of cells beside the items made from it."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            return [row for row in csv.reader(fh)]
+            yield from csv.reader(fh)
+        return
     if suffix in (".xlsx", ".xlsm"):
         from derbyxl.safe_openpyxl import load_workbook
 
@@ -213,9 +217,11 @@ def _read_rows(path: Path) -> list[list]:
                 raise RegisterError(
                     str(path), [RegisterProblem(None, None, f"no sheet named 'Register' (sheets: {', '.join(wb.sheetnames)})")]
                 )
-            return [list(r) for r in wb["Register"].iter_rows(values_only=True)]
+            for r in wb["Register"].iter_rows(values_only=True):
+                yield list(r)
         finally:
             wb.close()
+        return
     raise RegisterError(str(path), [RegisterProblem(None, None, "a register is an .xlsx or .csv file")])
 
 
@@ -246,8 +252,7 @@ def load_register(path: str | Path) -> Register:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no register at {path}")
-    rows = _read_rows(path)
-    register = parse_register(rows, source=str(path))
+    register = parse_register(_read_rows(path), source=str(path))
     register._fingerprints[""] = file_fingerprint(path)
     return register
 
@@ -257,12 +262,15 @@ def file_fingerprint(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def parse_register(rows: list[list], source: str = "register") -> Register:
-    """Build a register from rows of cells, the first being the header."""
+def parse_register(rows: Iterable[list], source: str = "register") -> Register:
+    """Build a register from rows of cells (a list, or an iterator read once), the first
+    being the header."""
     problems: list[RegisterProblem] = []
-    if not rows:
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
         raise RegisterError(source, [RegisterProblem(None, None, "the register is empty")])
-    header = [header_key(h) for h in rows[0]]
+    header = [header_key(h) for h in first]
     columns: dict[str, int] = {}
     for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
         key = header_key(name)
@@ -284,7 +292,7 @@ def parse_register(rows: list[list], source: str = "register") -> Register:
     items: list[Item] = []
     seen: dict[str, int] = {}
     new_item = object.__new__
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in enumerate(rows, start=2):
         try:
             blank = not "".join(row).strip()  # rows of a CSV: all text
         except TypeError:

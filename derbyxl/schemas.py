@@ -147,7 +147,7 @@ def check_values(records: list[dict], register: Register) -> list[Finding]:
             if (idx, key) in reported or key in pre_bad[idx]:
                 continue
             reported.add((idx, key))
-            r["bad"].add(key)
+            r["bad"] = r["bad"] | {key}  # a new set: an empty one is shared between records
             out.append(
                 finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]]), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
             )
