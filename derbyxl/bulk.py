@@ -52,9 +52,14 @@ def style_index(fmt) -> int:
 class RowRenderer:
     """Turns rows of values into ``<row>`` elements for a sheet of ``ncols`` columns."""
 
+    #: Short texts (a kind, a portfolio, a status) repeat down a sheet: their markup after the
+    #: cell reference is kept, up to this many per renderer.
+    TEXT_CACHE = 20_000
+
     def __init__(self, ncols: int):
         self.prefixes = [f'<c r="{xl_col_to_name(c)}' for c in range(ncols)]
-        self._styles: dict[int | None, str] = {0: "", None: ""}  # style index -> attribute
+        self._style_attrs: dict[tuple, list[str]] = {}  # styles of a row -> ' s="N"' per cell
+        self._texts: dict[tuple[str, str], str] = {}  # (text, style attribute) -> markup after the reference
 
     def row(self, r: int, values: Sequence, styles: Sequence[int | None], height: float | None = None) -> str:
         """One row (0-based ``r``): None leaves a cell empty (but styled when it has a style),
@@ -62,26 +67,24 @@ class RowRenderer:
         n = str(r + 1)
         parts = [f'<row r="{n}" ht="{height:g}" customHeight="1">' if height else f'<row r="{n}">']
         add = parts.append
-        for prefix, v, s in zip(self.prefixes, values, styles):
-            style = self._styles.get(s)
-            if style is None:
-                style = self._styles[s] = f' s="{s}"'
+        key = tuple(styles)
+        attrs = self._style_attrs.get(key)
+        if attrs is None:
+            attrs = self._style_attrs[key] = [f' s="{s}"' if s else "" for s in key]
+        texts = self._texts
+        for prefix, v, style in zip(self.prefixes, values, attrs):
             if v is None or v == "":
                 if style:
                     add(f'{prefix}{n}"{style}/>')
                 continue
             cls = v.__class__
             if cls is str:
-                if len(v) > MAX_TEXT:
-                    v = v[:MAX_TEXT]
-                if "&" in v or "<" in v or ">" in v:
-                    v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                if not v.isprintable() and _CONTROL.search(v):  # isprintable: a quick first look
-                    v = _CONTROL.sub(_escape_control, v)
-                if v[0] in _SPACE or v[-1] in _SPACE:
-                    add(f'{prefix}{n}"{style} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>')
-                else:
-                    add(f'{prefix}{n}"{style} t="inlineStr"><is><t>{v}</t></is></c>')
+                tail = texts.get((v, style))
+                if tail is None:
+                    tail = _text_markup(v, style)
+                    if len(v) <= 64 and len(texts) < self.TEXT_CACHE:
+                        texts[(v, style)] = tail
+                add(f"{prefix}{n}{tail}")
             elif cls is int or (cls is float and math.isfinite(v)):
                 add(f'{prefix}{n}"{style}><v>{v!r}</v></c>')
             elif cls is not bool and isinstance(v, (int, float)) and math.isfinite(v):
@@ -90,6 +93,19 @@ class RowRenderer:
                 add(f'{prefix}{n}"{style}/>')
         add("</row>")
         return "".join(parts)
+
+
+def _text_markup(v: str, style: str) -> str:
+    """A text cell's markup after its reference: style, inline string, escaped text."""
+    if len(v) > MAX_TEXT:
+        v = v[:MAX_TEXT]
+    if "&" in v or "<" in v or ">" in v:
+        v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if not v.isprintable() and _CONTROL.search(v):  # isprintable: a quick first look
+        v = _CONTROL.sub(_escape_control, v)
+    if v[0] in _SPACE or v[-1] in _SPACE:
+        return f'"{style} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
+    return f'"{style} t="inlineStr"><is><t>{v}</t></is></c>'
 
 
 _SPACE = " \t\n\r"

@@ -124,11 +124,16 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
     rows = []
     key = period.key
     nothing = (None, None)
+    direction = rag.direction_of_travel
     for item in register.items:
-        rec, sub = by_ref.get(item.ref, nothing)
+        ref = item.ref
+        rec, sub = by_ref.get(ref, nothing)
+        short_before = prev_q[ref]["actual"] if ref in prev_q else None
+        if short_before is None:
+            short_before = item.previous_actual
         row = {
             "period": key,
-            "ref": item.ref,
+            "ref": ref,
             "kind": item.kind,
             "portfolio": item.portfolio,
             "theme": item.theme,
@@ -146,28 +151,25 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
             "sha256": None,
             "dot": None,
             "dot_short": None,
+            "previous_actual": short_before,
         }
-        short_before = prev_q[item.ref]["actual"] if item.ref in prev_q else None
-        long_before = year_ago[item.ref]["actual"] if item.ref in year_ago else None
-        fallback = item.previous_actual
-        row["previous_actual"] = short_before if short_before is not None else fallback
         if rec is not None:
-            row.update(
-                actual=rec.get("actual"),
-                status=rec.get("status"),
-                status_word=rec.get("status_word"),
-                score=rec.get("score"),
-                commentary=rec.get("commentary"),
-                note=rec.get("note"),
-                source_file=sub.report.workbook,
-                sha256=sub.report.sha256,
-            )
-            if item.kind == "risk" and row["score"] is not None:
-                row["status_word"] = f"Risk score {row['score']}"
-            if item.kind == "measure":
-                polarity = item.polarity
-                row["dot_short"] = rag.direction_of_travel(row["actual"], short_before if short_before is not None else fallback, polarity)
-                row["dot"] = rag.direction_of_travel(row["actual"], long_before if long_before is not None else fallback, polarity)
+            actual = row["actual"] = rec.get("actual")
+            row["status"] = rec.get("status")
+            row["status_word"] = rec.get("status_word")
+            score = row["score"] = rec.get("score")
+            row["commentary"] = rec.get("commentary")
+            row["note"] = rec.get("note")
+            row["source_file"] = sub.report.workbook
+            row["sha256"] = sub.report.sha256
+            if item.kind == "risk" and score is not None:
+                row["status_word"] = f"Risk score {score}"
+            elif item.kind == "measure":
+                long_before = year_ago[ref]["actual"] if ref in year_ago else None
+                if long_before is None:
+                    long_before = item.previous_actual
+                row["dot_short"] = direction(actual, short_before, item.polarity)
+                row["dot"] = direction(actual, long_before, item.polarity)
         rows.append(row)
     return rows
 

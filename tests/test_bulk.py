@@ -134,3 +134,18 @@ def test_libreoffice_reads_streamed_rows(tmp_path):
     assert "A & B <tag>" in text and '"=HYPERLINK(""http://evil.example"",""click"")"' in text and "ünïcödé" in text
     assert "\nplain,0,0.0%\n" in text  # the number format from xlsxwriter applies in LibreOffice too
     assert len(text.strip().splitlines()) >= len(rows) + 1
+
+
+def test_repeated_texts_render_as_when_first_seen():
+    """The renderer keeps the markup of short texts it has seen: rows rendered with it equal
+    rows rendered with nothing kept, whatever the text, style or row."""
+    rows = [(text, i % 3 or None, 1.5 * i) for i in range(40) for text in (*AWKWARD, "Green", "Green ", "Green")]
+    styles = [(1, 2, None), (None, 2, 3), (1, None, None)]
+    keeping, fresh = RowRenderer(3), RowRenderer(3)
+    fresh.TEXT_CACHE = 0
+    for r, values in enumerate(rows):
+        style = styles[r % 3]
+        assert keeping.row(r, values, style) == fresh.row(r, values, style)
+    assert keeping._texts and not fresh._texts
+    # Only short texts are kept, and no more than the cap.
+    assert all(len(text) <= 64 for text, _ in keeping._texts)
