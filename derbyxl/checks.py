@@ -285,7 +285,7 @@ def check_cross_field(records: list[dict], register: Register, previous: dict[st
     """Commentary where it is needed, actuals explained, and plausibility warnings.
 
     Records carry their status from :func:`compute_status` (worked out per file, then again
-    for any value :func:`check_values` found bad); one without gets it here."""
+    for any value :func:`derbyxl.schemas.check_values` found bad); one without gets it here."""
     out: list[Finding] = []
     previous = previous or {}
     by_ref = register.by_ref
