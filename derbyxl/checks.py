@@ -301,48 +301,26 @@ def check_cross_field(records: list[dict], register: Register, previous: dict[st
         actual = rec.get("actual") if item.kind == "measure" and "actual" not in rec["bad"] else _UNREAD
         if actual is None:
             if not rec.get("note"):
-                out.append(finding("missing-actual", rec["workbook"], "no actual and no Note saying why", sheet=rec["sheet"], cell=rec["cells"].get("actual"), ref=ref))
+                _flag(out, rec, "missing-actual", "actual", "no actual and no Note saying why")
                 continue
             needs, why = True, "no data"
         if needs and not rec.get("commentary"):
-            out.append(
-                finding(
-                    "missing-commentary",
-                    rec["workbook"],
-                    f"{ref} is {why}; say what is happening and what is being done",
-                    sheet=rec["sheet"],
-                    cell=rec["cells"].get("commentary"),
-                    ref=ref,
-                )
-            )
+            _flag(out, rec, "missing-commentary", "commentary", f"{ref} is {why}; say what is happening and what is being done")
         if actual is not None and actual is not _UNREAD and actual != 0:
             before = previous[ref].get("actual", item.previous_actual) if ref in previous else item.previous_actual
             if before not in (None, 0):
                 ratio = abs(actual / before)
                 if ratio > CHANGE_FACTOR or ratio < 1 / CHANGE_FACTOR or (actual < 0) != (before < 0):
                     unit = item.unit or "number"
-                    out.append(
-                        finding(
-                            "large-change",
-                            rec["workbook"],
-                            f"{describe(actual, unit)} against {describe(before, unit)} last time; check the value and its unit",
-                            sheet=rec["sheet"],
-                            cell=rec["cells"].get("actual"),
-                            ref=ref,
-                        )
-                    )
+                    _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(before, unit)} last time; check the value and its unit")
         if item.kind == "action" and status in (rag.AMBER, rag.RED) and previous.get(ref, {}).get("status") == rag.BLUE:
-            out.append(
-                finding(
-                    "completed-now-slipping",
-                    rec["workbook"],
-                    f"{ref} was Completed last quarter and is now {rec.get('status_word')}",
-                    sheet=rec["sheet"],
-                    cell=rec["cells"].get("status"),
-                    ref=ref,
-                )
-            )
+            _flag(out, rec, "completed-now-slipping", "status", f"{ref} was Completed last quarter and is now {rec.get('status_word')}")
     return out
+
+
+def _flag(out: list[Finding], rec: dict, code: str, key: str, message: str) -> None:
+    """A finding on one record's cell of column ``key``."""
+    out.append(finding(code, rec["workbook"], message, sheet=rec["sheet"], cell=rec["cells"].get(key), ref=rec["ref"]))
 
 
 #: Stands for a measure's actual that was not read cleanly (so no plausibility check applies).
