@@ -206,7 +206,6 @@ def normalise_rows(
         values = row.values
         cells = Cells(sheet.letters, row.index + 1)
         rec = {
-            "workbook": workbook,
             "sheet": spec.name,
             "ref": item.ref,
             "kind": item.kind,

@@ -162,7 +162,8 @@ def check_file(
     ``prescan`` when it has one for the file as it is now.
 
     Returns:
-        the file's report (findings so far) and its records of normalised values.
+        the file's report (findings so far) and its records of normalised values (which get
+        their workbook and portfolio when decoded: :func:`decode_stage`).
     """
     report = FileReport(workbook=name, path=str(path))
     started = time.monotonic()
@@ -204,7 +205,6 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
         return []
     by_ref = register.by_ref
     for rec in records:
-        rec["portfolio"] = ident.portfolio
         checks.compute_status(rec, by_ref[rec["ref"]])
     return records
 
@@ -235,7 +235,7 @@ def encode_stage(report: FileReport, records: list[dict]) -> bytes:
         "report": {k: getattr(report, k) for k in _REPORT_FIELDS},
         "findings": [[getattr(f, k) for k in _FINDING_FIELDS] for f in report.findings],
         "letters": letters,
-        "records": records,  # each names its workbook, which decoding sets again
+        "records": records,  # their workbook and portfolio are set when decoded
     }
     text = json.dumps(payload, separators=(",", ":"), default=_json_default, check_circular=False)
     cacheable = not any(f.code in _UNCACHEABLE for f in report.findings)
@@ -253,8 +253,10 @@ def decode_stage(blob: bytes, name: str, path: str) -> tuple[FileReport, list[di
     # are shared, and so is the empty set of bad columns (a thousand returns hold 200,000
     # records, so this is about a fifth of their memory).
     shared: dict[str, str] = {}
+    portfolio = report.portfolio
     for rec in records:
         rec["workbook"] = name
+        rec["portfolio"] = portfolio
         rec["bad"] = set(rec["bad"]) if rec["bad"] else NO_BAD
         rec["cells"] = Cells(letters[rec["sheet"]], rec["cells"])
         for key in _REPEATED:
@@ -267,7 +269,7 @@ def decode_stage(blob: bytes, name: str, path: str) -> tuple[FileReport, list[di
 #: The bad columns of a record with none (records decoded share it: add with ``|``).
 NO_BAD: frozenset[str] = frozenset()
 #: Record fields whose texts repeat from record to record.
-_REPEATED = ("sheet", "kind", "portfolio", "status", "status_word")
+_REPEATED = ("sheet", "kind", "status", "status_word")
 
 
 def _cacheable(blob: bytes) -> bool:
