@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import operator
+import re
 from collections import Counter
 from dataclasses import asdict, astuple, dataclass, field, fields
 from pathlib import Path
@@ -65,6 +66,8 @@ _POLARITY_ALIASES = {
 }
 REQUIRED_COLUMNS = ("Ref", "Kind", "Description", "Portfolio", "Theme", "Unit", "Polarity", "Target", "Previous actual")
 OPTIONAL_COLUMNS = ("Lead officer", "Email", "Green within", "Amber within", "Blue from", "Minimum", "Maximum")
+#: A number written plainly (12, -3.5): read as it is, whatever the unit.
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NO_TARGET = {"", "n/a", "na", "no target", "n/a - action", "n/a - project", "n/a project", "none", "-"}
 
 
@@ -388,6 +391,8 @@ def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
         value = raw[col]
         if value is None or (isinstance(value, str) and value.strip().lower() in _NO_TARGET):
             return None
+        if value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
+            return float(value)  # what parse_value makes of it, without its message
         parsed = parse_value(value, unit or "number")
         if parsed.code in (None, "value-normalised"):
             if parsed.value is not None and unit == "percent" and not isinstance(value, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):

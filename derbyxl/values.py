@@ -73,6 +73,8 @@ _SUFFIX_BY_UNIT = {
     "km": ("km", "kms", "kilometres", "kilometers"),
     "days": ("days", "day", "working days"),
 }
+# Longest first, so "working days" is tried before "days".
+_SUFFIXES_LONGEST_FIRST = {u: sorted(suffixes, key=len, reverse=True) for u, suffixes in _SUFFIX_BY_UNIT.items()}
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$")
 _PAREN_NOTE = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 _RATE_SUFFIX = re.compile(r"^(.*?)\s*per\s+[\d,.]+\s*k?\b.*$", re.IGNORECASE)
@@ -164,8 +166,8 @@ def parse_value(raw, unit: str) -> Parsed:
     pound = body.startswith("£") or body.startswith("-£")
     body = body.replace("£", "")
     lowered = body.lower()
-    for u, suffixes in _SUFFIX_BY_UNIT.items():
-        for suf in sorted(suffixes, key=len, reverse=True):
+    for u, suffixes in _SUFFIXES_LONGEST_FIRST.items():
+        for suf in suffixes:
             if lowered.endswith(suf) and _NUMBER.match(body[: -len(suf)].strip() or "x"):
                 if u != unit:
                     return Parsed(

@@ -104,3 +104,20 @@ def test_fingerprint_changes_with_a_target(tmp_path):
     b = load_register(_write_csv(tmp_path / "r.csv", rows[0], rows[1:]))
     assert a.fingerprint != b.fingerprint
     assert a.portfolio_fingerprint("Children, Young People and Skills") == b.portfolio_fingerprint("Children, Young People and Skills")
+
+
+@pytest.mark.parametrize("text", ["0", "12", "-3", "12.5", "-0.25", "007", "1.0"])
+def test_plain_numbers_read_as_the_value_parser_reads_them(tmp_path, text):
+    """The register reads a plainly written number without the value parser (a register of
+    real councils has a different target on every row); it must make the same of it."""
+    from derbyxl.register import _PLAIN_NUMBER
+    from derbyxl.values import UNITS, parse_value
+
+    assert _PLAIN_NUMBER.fullmatch(text)
+    for unit in UNITS:
+        parsed = parse_value(text, unit)
+        assert parsed.code in (None, "value-normalised") and parsed.value == float(text), unit
+    path = tmp_path / "r.csv"
+    path.write_text(f"Ref,Kind,Description,Portfolio,Theme,Unit,Polarity,Target,Previous actual\nM1,measure,d,P,T,number,higher,{text},{text}\n")
+    item = load_register(path).items[0]
+    assert item.target == item.previous_actual == float(text)
