@@ -34,15 +34,38 @@ from derbyxl.register import load_register, sample_register_path  # noqa: E402
 PERIOD = Period.parse("2024-25-Q4")
 
 
-def build_register(n: int, path: Path) -> Path:
+def build_register(n: int, path: Path, seed: int = 11) -> Path:
+    """N copies of the sample register's items, one portfolio each. As in a collection from
+    many councils, each copy has targets and previous actuals of its own (the sample's,
+    moved by up to 10%), so the register has a different target on almost every row."""
     rows = list(csv.DictReader(open(sample_register_path(), encoding="utf-8")))
     cols = list(rows[0])
+    rnd = random.Random(seed)
+
+    def moved(text: str, i: int) -> str:
+        number = text[:-1] if text.endswith("%") else text
+        try:
+            value = float(number)
+        except ValueError:
+            return text  # empty, N/A, ...
+        if i == 0:
+            return text
+        return f"{value * rnd.uniform(0.9, 1.1):.6f}".rstrip("0").rstrip(".") + ("%" if text.endswith("%") else "")
+
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         for i in range(n):
             for row in rows:
-                w.writerow({**row, "Ref": f"{row['Ref']}/{i}", "Portfolio": f"Portfolio {i:04d}"})
+                w.writerow(
+                    {
+                        **row,
+                        "Ref": f"{row['Ref']}/{i}",
+                        "Portfolio": f"Portfolio {i:04d}",
+                        "Target": moved(row["Target"], i),
+                        "Previous actual": moved(row["Previous actual"], i),
+                    }
+                )
     return path
 
 
