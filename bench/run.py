@@ -36,8 +36,9 @@ PERIOD = Period.parse("2024-25-Q4")
 
 def build_register(n: int, path: Path, seed: int = 11) -> Path:
     """N copies of the sample register's items, one portfolio each. As in a collection from
-    many councils, each copy has targets and previous actuals of its own (the sample's,
-    moved by up to 10%), so the register has a different target on almost every row."""
+    many councils, each copy has previous actuals of its own (the sample's, moved by up to
+    10%; the targets are the same everywhere, as a national target is), so almost every row
+    of the register differs in a number."""
     rows = list(csv.DictReader(open(sample_register_path(), encoding="utf-8")))
     cols = list(rows[0])
     rnd = random.Random(seed)
@@ -62,7 +63,6 @@ def build_register(n: int, path: Path, seed: int = 11) -> Path:
                         **row,
                         "Ref": f"{row['Ref']}/{i}",
                         "Portfolio": f"Portfolio {i:04d}",
-                        "Target": moved(row["Target"], i),
                         "Previous actual": moved(row["Previous actual"], i),
                     }
                 )
