@@ -30,6 +30,7 @@ same. A faulty register is refused with every problem listed, not the first only
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import operator
 import re
@@ -370,22 +371,11 @@ def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
         (kind, unit, polarity, target, previous, tolerances, minimum, maximum) and the
         problems found, as (column, message).
     """
-    problems: list[tuple[str, str]] = []
+    kind, unit, polarity, pol_text, tolerances, early, late = _kind_fields(
+        raw["Kind"], raw["Unit"], raw["Polarity"], raw["Green within"], raw["Amber within"], raw["Blue from"]
+    )
+    problems = list(early)
     p = lambda col, msg: problems.append((col, msg))  # noqa: E731
-    kind_text = cell_text(raw["Kind"]).lower()
-    kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
-    if kind is None:
-        p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
-    unit_text = cell_text(raw["Unit"])
-    unit = normalise_unit(unit_text) if unit_text else None
-    if unit_text and unit is None:
-        p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
-    if kind == "measure" and not unit_text:
-        p("Unit", "a measure needs a unit")
-    pol_text = cell_text(raw["Polarity"]).lower()
-    polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
-    if pol_text and polarity is None:
-        p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
 
     def number(col):
         value = raw[col]
@@ -410,16 +400,42 @@ def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
         p("Polarity", "a measure with a target needs a polarity (higher or lower)")
     if kind in ("action", "project", "risk") and target is not None:
         p("Target", f"a {kind} has no target")
+    problems.extend(late)
+    fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum)
+    return fields, problems
+
+
+@functools.lru_cache(maxsize=4096)
+def _kind_fields(kind_cell, unit_cell, polarity_cell, green_cell, amber_cell, blue_cell) -> tuple:
+    """The part of a row's fields that repeats from row to row (its numbers do not): kind,
+    unit, polarity (and the polarity as written), tolerances, and the problems found, those
+    reported before the numbers' and those after. Results are shared: never change them."""
+    early: list[tuple[str, str]] = []
+    p = lambda col, msg: early.append((col, msg))  # noqa: E731
+    kind_text = cell_text(kind_cell).lower()
+    kind = kind_text if kind_text in KINDS else _KIND_ALIASES.get(kind_text)
+    if kind is None:
+        p("Kind", f"unknown kind {kind_text!r}; use one of {', '.join(KINDS)}")
+    unit_text = cell_text(unit_cell)
+    unit = normalise_unit(unit_text) if unit_text else None
+    if unit_text and unit is None:
+        p("Unit", f"unknown unit {unit_text!r}; use one of {', '.join(UNITS)}")
+    if kind == "measure" and not unit_text:
+        p("Unit", "a measure needs a unit")
+    pol_text = cell_text(polarity_cell).lower()
+    polarity = _POLARITY_ALIASES.get(pol_text) if pol_text else None
+    if pol_text and polarity is None:
+        p("Polarity", f"unknown polarity {pol_text!r}; use higher or lower")
+    late: list[tuple[str, str]] = []
     tol = {}
-    for col, attr in (("Green within", "green_within"), ("Amber within", "amber_within"), ("Blue from", "blue_from")):
-        value = raw[col]
+    for col, attr, value in (("Green within", "green_within", green_cell), ("Amber within", "amber_within", amber_cell), ("Blue from", "blue_from", blue_cell)):
         if value is None or cell_text(value) == "":
             continue
         parsed = parse_value(value, "percent")
         if parsed.value is None or parsed.value < 0 or parsed.code not in (None, "value-normalised"):
-            p(col, f"{col} must be a percentage such as 2% or 0.02, not {value!r}")
+            late.append((col, f"{col} must be a percentage such as 2% or 0.02, not {value!r}"))
         elif parsed.value > 1:
-            p(col, f"{col} {value!r} would be {parsed.value * 100:g}%; write it as a percentage such as 2%")
+            late.append((col, f"{col} {value!r} would be {parsed.value * 100:g}%; write it as a percentage such as 2%"))
         else:
             tol[attr] = parsed.value
     tolerances = KEY
@@ -427,9 +443,8 @@ def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
         try:
             tolerances = Tolerances(**{**asdict(KEY), **tol})
         except ValueError as exc:
-            p("Amber within", str(exc))
-    fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum)
-    return fields, problems
+            late.append(("Amber within", str(exc)))
+    return kind, unit, polarity, pol_text, tolerances, tuple(early), tuple(late)
 
 
 def sample_register_path() -> Path:
