@@ -87,6 +87,8 @@ def _prescan(files: list[Path], register: Optional[Path], cache_path: Optional[P
         if context:
             with FileCache(cache_path) as cache:
                 known = cache.known(context)
+    if known and len(known) >= len(files):
+        return None  # most likely all checked already (the workers scan any that is not)
     return Prescan.start(files, DEFAULT_LIMITS, skip=known)
 
 

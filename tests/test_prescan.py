@@ -132,6 +132,20 @@ def test_the_commands_scan_early_only_what_is_not_cached(tmp_path, returns_copy,
     assert main(["validate", str(returns_copy), *common, "--history", str(history)]) == 0
     assert main(["consolidate", str(returns_copy), *common, "--out", str(tmp_path / "out"), "--history", str(history)]) == 0
     assert main(["consolidate", str(returns_copy), *common, "--out", str(tmp_path / "out"), "--no-cache"]) == 0
-    # First: nothing known; then the nine files are in the cache; --no-cache scans them all.
-    assert started == [(9, 0, True), (9, 9, True), (9, 9, True), (9, 0, True)]
+    # First nothing is known; then the nine files are in the cache, so no early scan at all;
+    # --no-cache scans them all.
+    assert started == [(9, 0, True), (9, 0, True)]
+    # One file changed (a resubmission): the cache knows nine results, as many as there are
+    # files, so no early scan either; the changed file is scanned by the workers as usual.
+    from .faults import mutate
+
+    changed = sorted(returns_copy.glob("*.xlsx"))[0]
+    mutate(changed, changed, lambda wb: None)
+    assert main(["validate", str(returns_copy), *common, "--history", str(history)]) == 0
+    assert started == [(9, 0, True), (9, 0, True)]
+    # Two more files than results known: the early scan starts, skipping the known ones.
+    for extra in ("a", "b"):
+        shutil.copy(changed, returns_copy / f"{extra}-{changed.name}")
+    main(["validate", str(returns_copy), *common, "--history", str(history)])
+    assert started[-1] == (11, 10, True)
     assert (tmp_path / "out" / f"master_{Q4.key}.xlsx").exists()
