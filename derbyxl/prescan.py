@@ -136,9 +136,8 @@ class Prescan:
         self._process.kill()
         self._process.join()
         self._process.close()
-        data = b""
         try:
-            os.lseek(self._out.fileno(), 0, os.SEEK_SET)
+            self._out.seek(0)  # the offset is shared with the process, which wrote at the end
             data = self._out.read()
         finally:
             self._out.close()
