@@ -116,10 +116,17 @@ class Prescan:
         are in the cache). None when there is little to do, one core, or no safe fork."""
         if len(files) < 2 or default_workers() < 2 or not can_fork():
             return None
-        out = tempfile.TemporaryFile()
+        try:
+            out = tempfile.TemporaryFile()
+        except OSError:
+            return None  # no temporary folder to write to: the workers scan everything
         ctx = multiprocessing.get_context("fork")
         process = ctx.Process(target=_scan_all, args=(files, limits, out.fileno(), skip), daemon=True)
-        process.start()
+        try:
+            process.start()
+        except OSError:
+            out.close()
+            return None  # no process to be had (a limit on processes): the same
         return cls(files, limits, process, out)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -166,11 +173,14 @@ class Prescan:
 def _scan_all(files: list[Path], limits: Limits, fd: int, skip: set[str]) -> None:
     """In the background process: scan each file, appending a record as each is done."""
     in_child()
-    for path in files:
-        sig = signature(path)
-        if sig is None or (skip and sha256_of(path) in skip):
-            continue
-        record = json.dumps([str(path), sig, encode_scan(scan(path, limits))], separators=(",", ":")).encode()
-        record = len(record).to_bytes(4, "big") + record
-        while record:
-            record = record[os.write(fd, record) :]
+    try:
+        for path in files:
+            sig = signature(path)
+            if sig is None or (skip and sha256_of(path) in skip):
+                continue
+            record = json.dumps([str(path), sig, encode_scan(scan(path, limits))], separators=(",", ":")).encode()
+            record = len(record).to_bytes(4, "big") + record
+            while record:
+                record = record[os.write(fd, record) :]
+    except Exception:  # noqa: BLE001 - a full disk, say: stop quietly, the workers scan the rest
+        pass

@@ -149,3 +149,15 @@ def test_the_commands_scan_early_only_what_is_not_cached(tmp_path, returns_copy,
     main(["validate", str(returns_copy), *common, "--history", str(history)])
     assert started[-1] == (11, 10, True)
     assert (tmp_path / "out" / f"master_{Q4.key}.xlsx").exists()
+
+
+def test_no_temporary_folder_means_no_early_scan(returns_copy, register, monkeypatch):
+    import tempfile
+
+    def refuse(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    files = expand_paths([returns_copy])
+    assert Prescan.start(files) is None
+    assert validate_paths(files, register, period=Q4, prescan=None).valid
