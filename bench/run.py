@@ -164,6 +164,7 @@ def main(argv=None):
     ap.add_argument("--returns", type=int, default=1000)
     ap.add_argument("--mistakes", type=float, default=0.05, help="share of returns with officers' mistakes")
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--no-datamaps", action="store_true", help="leave datamaps out even when it is installed")
     ap.add_argument("--repeat", type=int, default=1, help="run validate, consolidate and validate again this many times (from no history each time) and report the median run of each")
     args = ap.parse_args(argv)
     n = args.returns
@@ -203,7 +204,7 @@ def main(argv=None):
     validate, consolidate, validate_again = (sorted(r, key=lambda m: m["wall"])[(len(r) - 1) // 2] for r in runs.values())
     floor_write = xlsxwriter_floor(n * 199 * 18, work / "floor.xlsx")
 
-    datamaps = run_datamaps(work, register)
+    datamaps = None if args.no_datamaps else run_datamaps(work, register)
 
     total = validate["wall"] + consolidate["wall"]
     result = {
@@ -242,7 +243,7 @@ def main(argv=None):
     if datamaps:
         print(f"datamaps ({datamaps['datamap_cells']} cells a return, master written: {datamaps['master_written']}) took {result['datamaps_over_derbyxl']:.1f}x as long as derbyxl's validate + consolidate")
     else:
-        print("datamaps: not installed (pip install datamaps, or make bench)")
+        print("datamaps: left out (--no-datamaps)" if args.no_datamaps else "datamaps: not installed (pip install datamaps, or make bench)")
     print(f"written {work / 'bench.json'}")
     return result
 
