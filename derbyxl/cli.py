@@ -152,10 +152,17 @@ def templates(
     p = _period(period)
     previous = _previous_actuals(history, p)
     names = portfolio or reg.portfolios
-    with Progress(console=err, transient=True, disable=len(names) < 5) as bar:
+    # Refreshed as templates arrive, not by rich's own thread: a process running a second
+    # thread does not fork, so its templates would be written one at a time.
+    with Progress(console=err, transient=True, disable=len(names) < 5, auto_refresh=False) as bar:
         task = bar.add_task("Writing templates", total=len(names))
+
+        def advance(_info) -> None:
+            bar.advance(task)
+            bar.refresh()
+
         try:
-            written = write_templates(reg, p, out_dir, portfolios=names, previous=previous, password=password, progress=lambda _: bar.advance(task))
+            written = write_templates(reg, p, out_dir, portfolios=names, previous=previous, password=password, progress=advance)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     table = Table(title=f"Templates for {p.label}")

@@ -18,6 +18,8 @@ def test_benchmark_smoke(tmp_path):
     # Two runs of each command; the one reported is one of them (the median, low of two).
     assert data["repeats"] == 2 and all(len(walls) == 2 for walls in data["walls"].values())
     assert data["validate"]["wall"] == min(data["walls"]["validate"])
+    assert data["templates"]["code"] == 0 and data["templates"]["wall"] > 0 and data["templates"]["cpu"] > 0
+    assert len(list((out / "templates").glob("*.xlsx"))) == 12
     for step in ("validate", "consolidate", "validate_again_cached"):
         assert data[step]["wall"] > 0 and data[step]["cpu"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
     for step in ("validate", "validate_again_cached"):
