@@ -103,8 +103,7 @@ def decode_scan(data: dict, name: str) -> ScanResult:
 class Prescan:
     """Files being pre-scanned in a background process; see the module's docstring."""
 
-    def __init__(self, files: list[Path], limits: Limits, process, out):
-        self.files = files
+    def __init__(self, limits: Limits, process, out):
         self.limits = limits
         self._process = process
         self._out = out
@@ -127,7 +126,7 @@ class Prescan:
         except OSError:
             out.close()
             return None  # no process to be had (a limit on processes): the same
-        return cls(files, limits, process, out)
+        return cls(limits, process, out)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every file to be scanned (at most ``timeout`` seconds); True when done."""
