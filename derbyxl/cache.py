@@ -16,13 +16,15 @@ values, because they depend on more than one file.
         cache.get_many(["<sha256>"], context)   # {sha256: payload bytes}
 
 The cache is a convenience: a database that is busy or damaged means files are checked again,
-never a failed run.
+never a failed run. Payloads are in marshal's format (quick, and it runs no code when read,
+unlike pickle), which like any cache is for derbyxl's own files, not for data from elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Iterable
@@ -42,9 +44,10 @@ def _code_hash() -> str:
     return h.hexdigest()[:12]
 
 
-#: Part of every key: results of other code (another derbyxl, or the same one edited) or of
-#: another template format are never reused.
-CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/{_code_hash()}"
+#: Part of every key: results of other code (another derbyxl, or the same one edited), of
+#: another template format or of another Python (results are kept in marshal's format, which
+#: belongs to the Python version) are never reused.
+CACHE_VERSION = f"{__version__}/{FORMAT_VERSION}/{_code_hash()}/py{sys.version_info[0]}.{sys.version_info[1]}"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_check (

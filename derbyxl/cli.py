@@ -420,7 +420,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console command: runs :func:`main` and ends the process without tearing down its
+    heap. A quarter of 1,000 returns leaves about 200,000 records and the register in memory,
+    and freeing them one by one at exit takes about 0.2 s of nothing useful; every file
+    derbyxl writes is closed (and the master renamed into place) before main returns."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # output piped to a program that stopped reading
+        code = code or 1
+    os._exit(code)
 
 
 if __name__ == "__main__":

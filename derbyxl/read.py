@@ -11,6 +11,7 @@ treated as stray (notes typed far below the table) unless its Ref is one of the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,10 @@ class RawReturn:
 
 
 _ref_text = cell_text
+#: header_key for the texts of cells: the same captions come back in every return.
+_key = functools.lru_cache(maxsize=4096)(header_key)
+#: The sign-off captions on the Cover sheet, by their key.
+_SIGN_OFF_CAPTIONS = {header_key(s.caption): s.key for s in SIGN_OFF}
 
 
 def _blank(v) -> bool:
@@ -145,10 +150,10 @@ def _read_sign_off(wb, names) -> dict[str, object]:
     out: dict[str, object] = {}
     if COVER_SHEET not in names:
         return out
-    captions = {header_key(s.caption): s.key for s in SIGN_OFF}
+    captions = _SIGN_OFF_CAPTIONS
     for row in _rows(wb.get_sheet_by_name(COVER_SHEET), 60):
         for i, v in enumerate(row[:-1]):
-            key = captions.get(header_key(v)) if isinstance(v, str) else None
+            key = captions.get(_key(v)) if v.__class__ is str and v else None
             if key and key not in out:
                 value = row[i + 1]
                 out[key] = None if _blank(value) else value
@@ -159,7 +164,7 @@ def _read_sheet(spec: SheetSpec, grid: list[list], known_refs: set[str]) -> RawS
     raw = RawSheet(spec)
     wanted = {header_key(c.caption): c.key for c in spec.columns}
     for r, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
-        keys = [header_key(v) if isinstance(v, str) else "" for v in row]
+        keys = [_key(v) if v.__class__ is str else "" for v in row]
         if "ref" in keys:
             raw.header_index = r
             for c, k in enumerate(keys):

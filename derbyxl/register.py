@@ -288,6 +288,9 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     width = max(columns.values()) + 1
     present = [name for name in _FIELD_COLUMNS if name in columns]
     pick = operator.itemgetter(*(columns[name] for name in present))  # at least the 5 required
+    at = {name: present.index(name) if name in present else len(present) for name in _FIELD_COLUMNS}
+    kind_cells = operator.itemgetter(*(at[name] for name in _KIND_COLUMNS))
+    number_cells = operator.itemgetter(*(at[name] for name in _NUMBER_COLUMNS))
     ref_i, desc_i, port_i, theme_i = (columns[n] for n in ("Ref", "Description", "Portfolio", "Theme"))
     lead_i, email_i = columns.get("Lead officer"), columns.get("Email")
     # Kind, unit, polarity, targets and tolerances repeat across rows: parse each combination once.
@@ -307,9 +310,8 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
             row = [*row, *([None] * (width - len(row)))]
         key = pick(row)
         if key not in memo:
-            raw = dict.fromkeys(_FIELD_COLUMNS)
-            raw.update(zip(present, key))
-            memo[key] = _parse_fields(raw)
+            cells = (*key, None)  # a column the register lacks reads as the None at the end
+            memo[key] = _parse_fields(kind_cells(cells), number_cells(cells))
         fields, found = memo[key]
         for col, msg in found:
             problems.append(RegisterProblem(n, col, msg))
@@ -360,49 +362,53 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     return Register(items, source=source)
 
 
-#: The columns whose values :func:`_parse_fields` turns into an item's typed fields.
-_FIELD_COLUMNS = ("Kind", "Unit", "Polarity", "Target", "Previous actual", "Green within", "Amber within", "Blue from", "Minimum", "Maximum")
+#: The columns whose values :func:`_parse_fields` turns into an item's typed fields: those
+#: whose combinations repeat from row to row, and the numbers, which mostly do not.
+_KIND_COLUMNS = ("Kind", "Unit", "Polarity", "Green within", "Amber within", "Blue from")
+_NUMBER_COLUMNS = ("Target", "Previous actual", "Minimum", "Maximum")
+_FIELD_COLUMNS = _KIND_COLUMNS + _NUMBER_COLUMNS
 
 
-def _parse_fields(raw: dict) -> tuple[tuple, list[tuple[str, str]]]:
-    """Kind, unit, polarity, numbers and tolerances from one row's raw cells.
+def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[tuple[str, str]]]:
+    """Kind, unit, polarity, numbers and tolerances from one row's raw cells (those of
+    :data:`_KIND_COLUMNS` and :data:`_NUMBER_COLUMNS`, in order).
 
     Returns:
         (kind, unit, polarity, target, previous, tolerances, minimum, maximum) and the
         problems found, as (column, message).
     """
-    kind, unit, polarity, pol_text, tolerances, early, late = _kind_fields(
-        raw["Kind"], raw["Unit"], raw["Polarity"], raw["Green within"], raw["Amber within"], raw["Blue from"]
-    )
+    kind, unit, polarity, pol_text, tolerances, early, late = _kind_fields(*kind_cells)
     problems = list(early)
-    p = lambda col, msg: problems.append((col, msg))  # noqa: E731
-
-    def number(col):
-        value = raw[col]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NO_TARGET):
-            return None
-        if value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
-            return float(value)  # what parse_value makes of it, without its message
-        parsed = parse_value(value, unit or "number")
-        if parsed.code in (None, "value-normalised"):
-            if parsed.value is not None and unit == "percent" and not isinstance(value, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):
-                p(col, f"{value!r} in a percent measure would be {parsed.value * 100:g}%; write {value}% or {parsed.value / 100:g}")
-                return None
-            return parsed.value
-        p(col, f"{col} is not a number: {parsed.detail}")
-        return None
-
-    target = number("Target")
-    previous = number("Previous actual")
-    minimum = number("Minimum")
-    maximum = number("Maximum")
+    numbers = []
+    for col, value in zip(_NUMBER_COLUMNS, number_cells):
+        if value is None or value == "":
+            numbers.append(None)
+        elif value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
+            numbers.append(float(value))  # what parse_value makes of it, without its message
+        else:
+            numbers.append(_number(value, col, unit, problems))
+    target, previous, minimum, maximum = numbers
     if kind == "measure" and target is not None and polarity is None and not pol_text:
-        p("Polarity", "a measure with a target needs a polarity (higher or lower)")
+        problems.append(("Polarity", "a measure with a target needs a polarity (higher or lower)"))
     if kind in ("action", "project", "risk") and target is not None:
-        p("Target", f"a {kind} has no target")
+        problems.append(("Target", f"a {kind} has no target"))
     problems.extend(late)
     fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum)
     return fields, problems
+
+
+def _number(value, col: str, unit: str | None, problems: list[tuple[str, str]]) -> float | None:
+    """A number cell that is not plainly written: "N/A", "4.7%", "£1,200", a typed number..."""
+    if isinstance(value, str) and value.strip().lower() in _NO_TARGET:
+        return None
+    parsed = parse_value(value, unit or "number")
+    if parsed.code in (None, "value-normalised"):
+        if parsed.value is not None and unit == "percent" and not isinstance(value, str) and abs(parsed.value) > 1 and col not in ("Minimum", "Maximum"):
+            problems.append((col, f"{value!r} in a percent measure would be {parsed.value * 100:g}%; write {value}% or {parsed.value / 100:g}"))
+            return None
+        return parsed.value
+    problems.append((col, f"{col} is not a number: {parsed.detail}"))
+    return None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -87,16 +87,16 @@ def _code_for(kind: str, column: str, check: str) -> str:
 def _frame(kind: str, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame:
     """The frame one kind's schema checks: a row per record, in order."""
     if kind == "measure":
-        columns: dict[str, list] = {"actual": [], "_lo": [], "_hi": [], "_percent": []}
-        actual, low, high, percent = columns.values()
-        for r in rows:
-            item = by_ref[r["ref"]]
-            lo, hi = item.bounds
-            actual.append(r.get("actual"))
-            low.append(lo)
-            high.append(hi)
-            percent.append(item.unit == "percent")
-        return pd.DataFrame({k: pd.Series(v, dtype=bool if k == "_percent" else "float64") for k, v in columns.items()})
+        items = [by_ref[r["ref"]] for r in rows]
+        bounds = [item.bounds for item in items]
+        return pd.DataFrame(
+            {
+                "actual": pd.Series([r.get("actual") for r in rows], dtype="float64"),
+                "_lo": pd.Series([b[0] for b in bounds], dtype="float64"),
+                "_hi": pd.Series([b[1] for b in bounds], dtype="float64"),
+                "_percent": pd.Series([item.unit == "percent" for item in items], dtype=bool),
+            }
+        )
     if kind == "risk":
         return pd.DataFrame({k: pd.Series([r.get(k) for r in rows], dtype="float64") for k in ("likelihood", "impact")})
     return pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})

@@ -80,6 +80,33 @@ def test_a_changed_file_or_register_is_checked_again(tmp_path, register, returns
         assert len(seen) == 9
 
 
+def test_a_stage_result_comes_back_from_its_bytes_whole_and_renamed(register, returns_copy):
+    # What the cache keeps and a worker hands back: one file's findings and records.
+    path = returns_copy / GOVERNANCE
+    mutate(path, path, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "lots"))
+    report, records = validate_module.check_file(path, GOVERNANCE, register)
+    assert any(r["bad"] for r in records) and any(not r["bad"] for r in records)
+    blob = validate_module.encode_stage(report, records)
+    again, back = validate_module.decode_stage(blob, "renamed.xlsx", "/elsewhere/renamed.xlsx")
+
+    assert (again.workbook, again.path) == ("renamed.xlsx", "/elsewhere/renamed.xlsx")
+    for name in ("portfolio", "period", "signed_by", "signed_date", "items"):
+        assert getattr(again, name) == getattr(report, name)
+    assert [f.as_dict() | {"workbook": GOVERNANCE} for f in again.findings] == [f.as_dict() for f in report.findings]
+    assert any(f.code == "not-a-number" and f.cell for f in again.findings)
+    assert len(back) == len(records) == report.items
+    for original, decoded in zip(records, back):
+        assert decoded.pop("workbook") == "renamed.xlsx" and decoded.pop("portfolio") == report.portfolio
+        assert decoded["cells"] == original["cells"] and decoded["cells"].get("actual") == original["cells"].get("actual")
+        assert set(decoded["bad"]) == set(original["bad"])
+        assert {k: v for k, v in decoded.items() if k not in ("cells", "bad")} == {k: v for k, v in original.items() if k not in ("cells", "bad")}
+    # Texts and the empty set of bad columns come back shared, not copied for every record.
+    assert len({id(r["bad"]) for r in back if not r["bad"]}) == 1
+    assert len({id(r["sheet"]) for r in back}) == len({r["sheet"] for r in back})
+    # The flag that says whether it may be kept survives too.
+    assert validate_module._cacheable(blob)
+
+
 def test_a_damaged_cache_means_checking_again_not_failing(tmp_path, register, returns_copy, monkeypatch):
     db = tmp_path / "h.sqlite"
     with FileCache(db) as cache:
