@@ -13,6 +13,7 @@ The scan also collects what calamine does not report: cells holding Excel error 
 
 from __future__ import annotations
 
+import html
 import posixpath
 import re
 import time
@@ -202,15 +203,58 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
                 res.error_cells[sheet_name] = errors
             if time.monotonic() - started > limits.max_seconds:
                 return stop("time-limit", f"over {limits.max_seconds:g} s")
-        for other in ("xl/sharedStrings.xml", "xl/styles.xml"):
-            if other in names:
-                try:
-                    with zf.open(other) as fh:
-                        if _DTD.search(fh.read(4096)):
-                            return stop("xml-forbidden", f"{other} declares a DTD or entities")
-                except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
-                    return stop("corrupt-file", f"{other} cannot be read ({exc})")
+        if "xl/styles.xml" in names:
+            try:
+                with zf.open("xl/styles.xml") as fh:
+                    if _DTD.search(fh.read(4096)):
+                        return stop("xml-forbidden", "xl/styles.xml declares a DTD or entities")
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+                return stop("corrupt-file", f"xl/styles.xml cannot be read ({exc})")
+        for part in sorted(n for n in names if n.lower() == "xl/sharedstrings.xml"):
+            try:
+                data = zf.read(part)
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+                return stop("corrupt-file", f"{part} cannot be read ({exc})")
+            if _DTD.search(data[:4096]):
+                return stop("xml-forbidden", f"{part} declares a DTD or entities")
+            # calamine sets aside room for as many strings as the part's root declares, at
+            # once: a count of 4,000,000,000 asks for 96 GB and aborts the process.
+            claimed = claimed_strings(data)
+            most = min(len(data) // len(b"<si/>"), limits.max_cells * max(1, len(sheets)))
+            if claimed is not None and claimed > most:
+                return stop("zip-bomb", f"its shared strings part claims {claimed:,} strings; its {len(data):,} bytes hold at most {most:,}")
     return res
+
+
+_PROLOG_SKIP = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_SST_TAG = re.compile(rb"<(?:[\w.-]+:)?sst\b([^>]*)>")
+_UNIQUE_COUNT = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?uniqueCount\s*=\s*(["'])(.*?)\1""", re.S)
+
+
+def claimed_strings(sst: bytes) -> int | None:
+    """The number of strings a shared strings part declares (its root's ``uniqueCount``), or
+    None when it declares none that reads as a number. Only the root counts: comments and
+    processing instructions before it are skipped, so a comment cannot stand in for it."""
+    at = 0
+    while True:
+        m = _PROLOG_SKIP.match(sst, at)
+        if not m or m.end() == at:
+            break
+        at = m.end()
+    while at < len(sst) and sst[at : at + 1].isspace():
+        at += 1
+    root = _SST_TAG.match(sst, at)
+    if root is None:
+        return None
+    count = _UNIQUE_COUNT.search(root.group(1))
+    if count is None:
+        return None
+    # Readers may resolve character references in the value (&#52; is 4), and accept a '+'.
+    value = html.unescape(count.group(2).decode("utf-8", "replace")).strip()
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 class _Stop(Exception):

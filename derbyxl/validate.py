@@ -30,7 +30,7 @@ from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
 from derbyxl import workers as pool
-from derbyxl.workers import default_workers, fork_map, in_child
+from derbyxl.workers import can_fork, default_workers, fork_map, in_child
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
@@ -297,6 +297,12 @@ def _stage_all(
         if progress:
             progress(path)
 
+    if len(tasks) == 1 and workers > 1 and can_fork():
+        # One file is still read in a process of its own: a reader that aborts on it costs a
+        # finding naming it, not the calling process (fork_map keeps a single input at home).
+        _, path, name = tasks[0]
+        done(0, _isolated(path, name, register, limits, meanwhile))
+        return {tasks[0][0]: decoded[0]}
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
     _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
     while lost:
@@ -311,8 +317,9 @@ def _stage_all(
     return {tasks[k][0]: result for k, result in decoded.items()}
 
 
-def _isolated(path: Path, name: str, register: Register, limits: Limits) -> bytes:
-    """Check one file in a process of its own; a crash becomes a finding naming the file."""
+def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes:
+    """Check one file in a process of its own; a crash becomes a finding naming the file.
+    ``meanwhile`` is called in this process while the child works."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
 
@@ -328,6 +335,8 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits) -> byte
     blob = None
     timed_out = False
     try:
+        if meanwhile:
+            meanwhile()
         if receive.poll(limits.max_seconds * 2):
             blob = receive.recv_bytes()
         else:

@@ -197,6 +197,40 @@ def test_a_file_that_kills_its_reader_is_named_and_the_rest_are_read(tmp_path, r
     assert all(fr.valid for fr in others if not fr.workbook.startswith("copy-"))
 
 
+def test_a_reader_crash_costs_only_its_file_even_among_few(tmp_path, register, returns_copy, monkeypatch):
+    # A council's quarter is nine returns: too few to be worth a second core, but each is
+    # still read in a worker, so a reader that aborts on one (as calamine does on what the
+    # pre-scan does not foresee) is a finding, not the end of the command.
+    here = os.getpid()
+    real = validate_module.read_return
+
+    def read(path, *args, **kwargs):
+        if path.name.startswith("killer"):
+            assert os.getpid() != here, "the file was read in the calling process"
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "read_return", read)
+    shutil.copy(returns_copy / GOVERNANCE, returns_copy / "killer.xlsx")
+    report = validate_paths([returns_copy], register, period=Q4, workers=2)
+    crashed = next(fr for fr in report.files if fr.workbook == "killer.xlsx")
+    assert [f.code for f in crashed.findings] == ["reader-crashed"] and "signal 9" in crashed.findings[0].message
+    assert sum(fr.valid for fr in report.files) == 9 and all(fr.rows for fr in report.files if fr.valid)
+    # One file alone, as a web portal checks an upload, is read in a process of its own too.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(returns_copy / GOVERNANCE, alone / "killer-alone.xlsx")
+    single = validate_module.validate_file(alone / "killer-alone.xlsx", register, period=Q4, workers=2)
+    assert [f.code for f in single.findings] == ["reader-crashed"]
+    # ...and its result is the same as when read at home.
+    monkeypatch.setattr(validate_module, "read_return", real)
+    shutil.copy(returns_copy / GOVERNANCE, alone / "fine.xlsx")
+    forked = validate_module.validate_file(alone / "fine.xlsx", register, period=Q4, workers=2)
+    home = validate_module.validate_file(alone / "fine.xlsx", register, period=Q4, workers=1)
+    assert forked.valid and [f.as_dict() for f in forked.findings] == [f.as_dict() for f in home.findings]
+    assert forked.rows == home.rows and len(home.rows) == home.items > 0
+
+
 def test_quick_and_careful_scans_agree(good_dir):
     import zipfile
 

@@ -50,6 +50,12 @@ def with_cell(ref: str, value=b"<v>1</v>"):
     return lambda xml: add_row(xml, b'<row r="%d"><c r="%s">%s</c></row>' % (row, ref.encode(), value))
 
 
+def sst_claiming(count: bytes, before: bytes = b"") -> bytes:
+    """A shared strings part of two strings whose root declares ``count``."""
+    root = b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="2" ' + count + b">"
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + before + root + b"<si><t>a</t></si><si><t>b</t></si></sst>"
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
@@ -99,6 +105,12 @@ def _build(kind: str, good: bytes) -> tuple[str, bytes]:
     if kind == "shared-strings-bomb":
         sst = b'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' + b"<si><t>" + b"A" * 30_000_000 + b"</t></si></sst>"
         return "sst.xlsx", rezip(good, {"xl/sharedStrings.xml": sst})
+    if kind == "shared-strings-count":
+        # calamine reserves room for the declared count at once: 96 GB, and the process aborts.
+        return "count.xlsx", rezip(good, {"xl/sharedStrings.xml": sst_claiming(b'uniqueCount="4000000000"')})
+    if kind == "shared-strings-count-disguised":
+        # The same behind a comment holding a harmless count, in single quotes with spaces.
+        return "count2.xlsx", rezip(good, {"xl/sharedStrings.xml": sst_claiming(b"uniqueCount = '4000000000'", b'<!-- <sst uniqueCount="3"> -->')})
     if kind == "zip-bomb":
         return "bomb.xlsx", rezip(good, {}, add={"xl/media/image1.png": b"\x00" * 40_000_000})
     if kind == "entity-bomb":
@@ -126,6 +138,8 @@ HOSTILE = {
     "cell-at-XFD1048576": "sheet-too-large",
     "unreferenced-cells": "sheet-too-large",
     "shared-strings-bomb": "zip-bomb",
+    "shared-strings-count": "zip-bomb",
+    "shared-strings-count-disguised": "zip-bomb",
     "zip-bomb": "zip-bomb",
     "entity-bomb": "xml-forbidden",
     "external-entity": "xml-forbidden",
@@ -242,3 +256,18 @@ def test_fuzzed_returns_always_end_with_a_report(good_dir, register, tmp_path_fa
         assert len(fr.rows) == 9
     else:
         assert all(f.code in CATALOGUE and f.message and f.hint for f in fr.findings)
+
+
+def test_the_count_of_shared_strings_is_read_from_the_root_alone():
+    from derbyxl.guard import claimed_strings
+
+    assert claimed_strings(sst_claiming(b'uniqueCount="7"')) == 7
+    assert claimed_strings(sst_claiming(b"")) is None  # none declared (only count="2")
+    # Comments and processing instructions before the root are passed over, not read.
+    before = b'<?mso-application progid="Excel.Sheet"?>\n  <!-- <sst uniqueCount="3"> -->\n'
+    assert claimed_strings(sst_claiming(b'uniqueCount="+12"', before)) == 12
+    assert claimed_strings(sst_claiming(b"x:uniqueCount='&#52;0'")) == 40
+    # A root of another name, or a count that is no number, declares nothing.
+    assert claimed_strings(b'<table uniqueCount="9"/>') is None
+    assert claimed_strings(sst_claiming(b'uniqueCount="many"')) is None
+    assert claimed_strings(b"") is None and claimed_strings(b"<!-- unfinished") is None
