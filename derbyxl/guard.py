@@ -226,7 +226,7 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
     return res
 
 
-_PROLOG_SKIP = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)  # what may come before the root
 _SST_TAG = re.compile(rb"<(?:[\w.-]+:)?sst\b([^>]*)>")
 _UNIQUE_COUNT = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?uniqueCount\s*=\s*(["'])(.*?)\1""", re.S)
 
@@ -235,15 +235,7 @@ def claimed_strings(sst: bytes) -> int | None:
     """The number of strings a shared strings part declares (its root's ``uniqueCount``), or
     None when it declares none that reads as a number. Only the root counts: comments and
     processing instructions before it are skipped, so a comment cannot stand in for it."""
-    at = 0
-    while True:
-        m = _PROLOG_SKIP.match(sst, at)
-        if not m or m.end() == at:
-            break
-        at = m.end()
-    while at < len(sst) and sst[at : at + 1].isspace():
-        at += 1
-    root = _SST_TAG.match(sst, at)
+    root = _SST_TAG.match(sst, _PROLOG.match(sst).end())
     if root is None:
         return None
     count = _UNIQUE_COUNT.search(root.group(1))
