@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-oldest bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,16 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
+# The tests against the oldest releases pyproject.toml allows (a venv of its own).
+test-oldest:
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/pip install --quiet --upgrade pip
+	.venv-oldest/bin/pip install --quiet -c .ci/oldest.txt -e '.[test]'
+	.venv-oldest/bin/python -m pytest -q -p no:cacheprovider
+
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet datamaps || echo "datamaps not installed; the benchmark skips it"
 	$(BIN)/python bench/run.py --returns 1000 --repeat 5
 
 clean:
-	rm -rf $(VENV) templates/*.xlsx returns/*.xlsx outputs/*.xlsx outputs/*.sqlite*
+	rm -rf $(VENV) .venv-oldest templates/*.xlsx returns/*.xlsx outputs/*.xlsx outputs/*.sqlite*
