@@ -15,6 +15,9 @@ import importlib
 import marshal
 import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -297,11 +300,15 @@ def _stage_all(
         if progress:
             progress(path)
 
-    if len(tasks) == 1 and workers > 1 and can_fork():
-        # One file is still read in a process of its own: a reader that aborts on it costs a
-        # finding naming it, not the calling process (fork_map keeps a single input at home).
+    method = _isolation(workers) if len(tasks) == 1 else None
+    if method:
+        # One file (an upload to a web portal, say) is still read in a process of its own: a
+        # reader that aborts on it costs a finding naming it, not the calling process.
         _, path, name = tasks[0]
-        done(0, _isolated(path, name, register, limits, meanwhile))
+        blob = _isolated(path, name, register, limits, meanwhile, method)
+        if blob is None:  # no process could do it: read here, as with one worker
+            blob = one(0)
+        done(0, blob)
         return {tasks[0][0]: decoded[0]}
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
     _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
@@ -317,9 +324,23 @@ def _stage_all(
     return {tasks[k][0]: result for k, result in decoded.items()}
 
 
-def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes:
+def _isolation(workers: int) -> str | None:
+    """How one file can be read in a process of its own: forked ("fork"), or, in a program
+    running threads (which must not fork) or on Windows, by a fresh interpreter
+    ("subprocess", :mod:`derbyxl.isolate`); None with one worker."""
+    if workers <= 1:
+        return None
+    return "fork" if can_fork() else "subprocess"
+
+
+def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None, method: str = "fork") -> bytes | None:
     """Check one file in a process of its own; a crash becomes a finding naming the file.
-    ``meanwhile`` is called in this process while the child works."""
+    ``meanwhile`` is called in this process while the child works. With ``method``
+    "subprocess", None when the child could not do the work for reasons that say nothing
+    about the file (no interpreter to start, derbyxl not importable there): the caller then
+    reads the file itself."""
+    if method == "subprocess":
+        return _in_subprocess(path, name, register, limits, meanwhile)
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
 
@@ -353,12 +374,47 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhi
             proc.join()
     if blob is not None:
         return blob
-    report = FileReport(workbook=name, path=str(path))
     if timed_out:
-        report.findings.append(finding("time-limit", name, f"reading it took over {limits.max_seconds * 2:g} s and was stopped"))
-    else:
-        how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
-        report.findings.append(finding("reader-crashed", name, f"the process reading it stopped ({how})"))
+        return _failed(name, path, "time-limit", f"reading it took over {limits.max_seconds * 2:g} s and was stopped")
+    how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
+    return _failed(name, path, "reader-crashed", f"the process reading it stopped ({how})")
+
+
+def _in_subprocess(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes | None:
+    """:func:`_isolated` in a fresh interpreter (``python -m derbyxl.isolate``), which a
+    program running threads may start safely; the register goes to it pickled."""
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "derbyxl.isolate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
+    except OSError:
+        return None
+    payload = pickle.dumps((path, name, register, limits), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        if meanwhile:
+            meanwhile()
+        out, _ = child.communicate(payload, timeout=limits.max_seconds * 2)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return _failed(name, path, "time-limit", f"reading it took over {limits.max_seconds * 2:g} s and was stopped")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if child.returncode == 0 and out:
+        return out
+    if child.returncode < 0:
+        return _failed(name, path, "reader-crashed", f"the process reading it stopped (signal {-child.returncode})")
+    return None
+
+
+def _failed(name: str, path: Path, code: str, message: str) -> bytes:
+    """The encoded result of a file whose reading failed, with one finding saying how."""
+    report = FileReport(workbook=name, path=str(path))
+    report.findings.append(finding(code, name, message))
     return encode_stage(report, [])
 
 

@@ -4,10 +4,14 @@ history written alongside the master, and the master's layout for many portfolio
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 import warnings
 from dataclasses import fields
 
@@ -229,6 +233,72 @@ def test_a_reader_crash_costs_only_its_file_even_among_few(tmp_path, register, r
     home = validate_module.validate_file(alone / "fine.xlsx", register, period=Q4, workers=1)
     assert forked.valid and [f.as_dict() for f in forked.findings] == [f.as_dict() for f in home.findings]
     assert forked.rows == home.rows and len(home.rows) == home.items > 0
+
+
+# Run in a process of its own: were a file read in the calling process, calamine's abort
+# would take that process down, and with it the test run.
+REAL_ABORT = """
+import json, sys, threading, zipfile
+from pathlib import Path
+from derbyxl.guard import Limits
+from derbyxl.register import load_register, sample_register_path
+from derbyxl.validate import validate_file, validate_paths
+
+good_dir, work = Path(sys.argv[1]), Path(sys.argv[2])
+good = good_dir / "Governance-and-Finance_2024-25-Q4.xlsx"
+far = work / "far.xlsx"  # a cell at XFD1048576: calamine cannot allocate the grid and aborts
+with zipfile.ZipFile(good) as src, zipfile.ZipFile(far, "w", zipfile.ZIP_DEFLATED) as out:
+    for info in src.infolist():
+        data = src.read(info.filename)
+        if info.filename == "xl/worksheets/sheet2.xml":
+            data = data.replace(b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>')
+        out.writestr(info, data)
+loose = Limits(max_rows=2_000_000, max_cols=20_000, max_cells=10**12)  # the pre-scan lets it through
+register = load_register(sample_register_path())
+errors = lambda report: [f.code for f in report.findings if f.severity == "error"]
+home = validate_file(good, register, workers=1)
+seen = {"home": [home.valid, len(home.rows)]}
+pair = validate_paths([good, far], register, limits=loose, workers=2)
+seen["pair"] = [[r.workbook, errors(r)] for r in pair.files]
+
+def in_a_thread():  # as a web server calls it: this process must not fork now
+    ok = validate_file(good, register, workers=2)
+    seen["thread"] = [threading.active_count(), ok.valid, ok.rows == home.rows]
+    seen["thread far"] = errors(validate_file(far, register, workers=2, limits=loose))
+
+thread = threading.Thread(target=in_a_thread)
+thread.start()
+thread.join()
+print(json.dumps(seen))
+"""
+
+
+def test_a_real_reader_abort_costs_its_file_from_the_command_line_or_a_thread(tmp_path, good_dir):
+    run = subprocess.run([sys.executable, "-c", REAL_ABORT, str(good_dir), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["home"] == [True, 9]
+    assert seen["pair"] == [["Governance-and-Finance_2024-25-Q4.xlsx", []], ["far.xlsx", ["reader-crashed"]]]
+    assert seen["thread"] == [2, True, True]  # read in a fresh interpreter: the same result
+    assert seen["thread far"] == ["reader-crashed"]
+
+
+@pytest.mark.parametrize("interpreter", ["/bin/false", "/no/such/python"])
+def test_a_child_that_cannot_start_means_reading_here_not_a_finding(good_dir, register, monkeypatch, interpreter):
+    # A web server embedding Python may have no interpreter to start (sys.executable is the
+    # server) or one that cannot import derbyxl: that says nothing about the file.
+    monkeypatch.setattr(validate_module.sys, "executable", interpreter)
+    seen = {}
+
+    def in_a_thread():
+        seen["report"] = validate_module.validate_file(good_dir / GOVERNANCE, register, period=Q4, workers=2)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    report = seen["report"]
+    assert report.valid and len(report.rows) == report.items > 0
+    assert not any(f.code in ("reader-crashed", "time-limit") for f in report.findings)
 
 
 def test_quick_and_careful_scans_agree(good_dir):
