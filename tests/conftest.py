@@ -59,16 +59,24 @@ def soffice() -> str | None:
 
 
 def convert_to_pdf(path: Path, out_dir: Path) -> Path:
+    pdf = libreoffice_convert(path, out_dir, "pdf", ".pdf")
+    assert pdf.stat().st_size > 1000, f"LibreOffice produced no PDF for {path.name}"
+    return pdf
+
+
+def libreoffice_convert(path: Path, out_dir: Path, target: str, suffix: str) -> Path:
+    """Open ``path`` in LibreOffice and save it into ``out_dir`` (``target`` as soffice's
+    --convert-to takes it), as an officer using LibreOffice would."""
     exe = soffice()
     if not exe:
         pytest.skip("LibreOffice (soffice) is not installed")
     profile = out_dir / "lo-profile"
     subprocess.run(
-        [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf", "--outdir", str(out_dir), str(path)],
+        [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", target, "--outdir", str(out_dir), str(path)],
         check=True,
         capture_output=True,
         timeout=240,
     )
-    pdf = out_dir / (path.stem + ".pdf")
-    assert pdf.exists() and pdf.stat().st_size > 1000, f"LibreOffice produced no PDF for {path.name}"
-    return pdf
+    out = out_dir / (path.stem + suffix)
+    assert out.exists(), f"LibreOffice wrote nothing for {path.name}"
+    return out

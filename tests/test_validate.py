@@ -11,7 +11,7 @@ from derbyxl.periods import Period
 from derbyxl.template import write_template
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import Q4
+from .conftest import Q4, libreoffice_convert
 from .faults import mutate, row_of, set_input
 
 CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
@@ -260,3 +260,20 @@ def test_a_return_from_an_older_register_is_flagged_only_when_its_portfolio_chan
     moved = edited("moved.csv", governance, "Target", "12345")
     found = [f for f in validate_file(returned, moved, period=Q4).findings if f.code == "register-changed"]
     assert len(found) == 1 and found[0].workbook == GOVERNANCE and found[0].severity == "warning"
+
+
+@pytest.mark.soffice
+def test_a_return_saved_by_libreoffice_reads_the_same(tmp_path, register, returns_copy):
+    # A service lead without Excel fills the return in LibreOffice Calc and saves it as .xlsx:
+    # LibreOffice rewrites every part (its own styles, shared strings, the very hidden stamp).
+    name = "Governance-and-Finance_2024-25-Q4.xlsx"
+    mutate(returns_copy / name, returns_copy / name, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 7"))
+    before = validate_file(returns_copy / name, register, period=Q4)
+    saved = libreoffice_convert(returns_copy / name, tmp_path / "lo", 'xlsx:Calc MS Excel 2007 XML', ".xlsx")
+    after = validate_file(saved, register, period=Q4)
+    assert any(f.code == "not-a-number" for f in before.findings)
+    same = lambda report: sorted((f.sheet, f.cell, f.ref, f.code, f.message) for f in report.findings)  # noqa: E731
+    assert same(after) == same(before)
+    assert (after.portfolio, after.period, after.signed_by, after.signed_date) == (before.portfolio, before.period, before.signed_by, before.signed_date)
+    assert len(after.rows) == len(before.rows) == before.items
+    assert sorted(after.rows, key=lambda r: r["ref"]) == sorted(before.rows, key=lambda r: r["ref"])
