@@ -21,10 +21,12 @@ from derbyxl.xlsx_util import atomic_path
 
 ERROR_FILL = PatternFill("solid", fgColor="FFC7CE")
 WARNING_FILL = PatternFill("solid", fgColor="FFEB9C")
-#: Codes whose file cannot be opened by openpyxl, or should not be: no copy is made for them.
+#: Codes whose file cannot be opened by openpyxl, or should not be (a file that crashed one
+#: reader is not handed to another in this process): no copy is made for them.
 UNREADABLE = {
     "file-missing", "file-empty", "file-too-large", "wrong-file-type", "macro-workbook", "legacy-xls",
     "password-protected", "corrupt-file", "missing-part", "zip-bomb", "sheet-too-large", "xml-forbidden", "time-limit",
+    "reader-crashed",
 }
 
 

@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 
 import derbyxl.validate as validate_module
 from derbyxl import workers
+from derbyxl.annotate import annotate_file
 from derbyxl.cache import FileCache
 from derbyxl.consolidate import consolidate
 from derbyxl.guard import DEFAULT_LIMITS, Limits, _greater_than, _quick_scan, scan
@@ -220,6 +221,8 @@ def test_a_reader_crash_costs_only_its_file_even_among_few(tmp_path, register, r
     crashed = next(fr for fr in report.files if fr.workbook == "killer.xlsx")
     assert [f.code for f in crashed.findings] == ["reader-crashed"] and "signal 9" in crashed.findings[0].message
     assert sum(fr.valid for fr in report.files) == 9 and all(fr.rows for fr in report.files if fr.valid)
+    # A file that crashed one reader is not opened by another (openpyxl) for an annotated copy.
+    assert annotate_file(crashed, tmp_path / "annotated") is None and not (tmp_path / "annotated").exists()
     # One file alone, as a web portal checks an upload, is read in a process of its own too.
     alone = tmp_path / "alone"
     alone.mkdir()
