@@ -1,4 +1,4 @@
-"""Check one returned file in a fresh interpreter: ``python -m derbyxl.isolate``.
+"""Check one returned file in a fresh interpreter (``python -m derbyxl.isolate``, or its main()).
 
 For a program that runs threads (a web server checking an upload), which must not fork:
 :func:`derbyxl.validate.validate_file` starts this module as a child process rather than read the

@@ -381,21 +381,20 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhi
 
 
 def _in_subprocess(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes | None:
-    """:func:`_isolated` in a fresh interpreter (``python -m derbyxl.isolate``), which a
-    program running threads may start safely; the register goes to it pickled."""
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+    """:func:`_isolated` in a fresh interpreter (:mod:`derbyxl.isolate`), which a program
+    running threads may start safely; the register goes to it pickled. Where this derbyxl
+    is found is appended to the child's path (appended, so nothing of the standard library is
+    shadowed), for a derbyxl that is imported from a folder rather than installed."""
+    here = str(Path(__file__).resolve().parent.parent)
+    boot = f"import sys; sys.path.append({here!r}); from derbyxl.isolate import main; sys.exit(main())"
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "derbyxl.isolate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-        )
+        child = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except OSError:
         return None
-    payload = pickle.dumps((path, name, register, limits), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         if meanwhile:
-            meanwhile()
-        out, _ = child.communicate(payload, timeout=limits.max_seconds * 2)
+            meanwhile()  # while the child imports derbyxl, before it reads what to check
+        out, _ = child.communicate(pickle.dumps((path, name, register, limits), protocol=pickle.HIGHEST_PROTOCOL), timeout=limits.max_seconds * 2)
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
