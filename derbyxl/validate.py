@@ -280,10 +280,11 @@ def _import_schemas() -> None:
 def _stage_all(
     tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None, meanwhile=None
 ) -> dict[int, tuple[bytes, tuple]]:
-    """Run the per-file stage over ``tasks`` ((index, path, name)), in worker processes when
-    there are enough files, and decode each result as it arrives. A worker that dies (a
-    reader crashing on a file the pre-scan let through) costs only a retry of its unfinished
-    files, one process each, so the file that kills a reader is named and the others are read.
+    """Run the per-file stage over ``tasks`` ((index, path, name)) in worker processes (one
+    file: in a process of its own, see :func:`_isolation`), and decode each result as it
+    arrives. A worker that dies (a reader crashing on a file the pre-scan let through) costs
+    only a retry of its unfinished files, one process each, so the file that kills a reader
+    is named and the others are read. With one worker, everything runs in this process.
 
     Returns:
         by task index: the encoded result (for the cache) and the decoded report and records.
