@@ -1,30 +1,194 @@
-"""Check one returned file in a fresh interpreter (``python -m derbyxl.isolate``, or its main()).
+"""Returned files checked by fresh interpreters, for where no process can be forked.
 
-For a program that runs threads (a web server checking an upload), which must not fork:
-:func:`derbyxl.validate.validate_file` starts this module as a child process rather than read the
-file in its own process, so a reader that aborts on the file (python-calamine does on some
-files) costs a finding, not the server. The child is a new interpreter started with the same
-Python (no ``__main__`` of the caller is run again, unlike multiprocessing's spawn).
+A program that runs threads (a web server checking uploads) must not fork, and Windows cannot.
+There, :func:`derbyxl.validate.validate_paths` hands the files to a few child processes, each a
+new interpreter started with the same Python (``python -c``: no ``__main__`` of the caller is
+run again, unlike multiprocessing's spawn), so that a reader that aborts on a file
+(python-calamine does on some files) costs a finding naming it, not the calling program, and
+the second core is used as it is where workers are forked.
 
-Standard input: a pickle of (path, workbook name, register, limits) from the parent, which is
-trusted (the file itself is never unpickled). Standard output: the encoded stage result
-(:func:`derbyxl.validate.encode_stage`).
+The parent writes to a child's standard input a pickle of (register, limits), then one pickle
+of (index, path, workbook name) per file, and None at the end; the child answers each file on
+its standard output with a pickle of (index, encoded stage result) (see
+:func:`derbyxl.validate.encode_stage`). Only the parent's own objects are pickled: a returned
+file is never unpickled. Each child has one file at a time, so when it dies, the file it was
+reading is the one that killed it.
 """
 
 from __future__ import annotations
 
+import gc
 import pickle
+import queue
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+#: How a child starts: derbyxl as the parent found it is appended to the path (appended, so that
+#: nothing of the standard library is shadowed), for a derbyxl imported from a folder.
+_BOOT = "import sys; sys.path.append({here!r}); from derbyxl.isolate import serve; sys.exit(serve())"
 
 
-def main() -> int:
+def serve() -> int:
+    """The child's side: check the files the parent sends, one at a time."""
     from derbyxl.validate import check_file, encode_stage
 
-    path, name, register, limits = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(encode_stage(*check_file(path, name, register, limits)))
-    sys.stdout.flush()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed must not mix with the answers
+    register, limits = pickle.load(stdin)
+    gc.freeze()  # the register lives to the end: collections need not look through it again
+    while (task := pickle.load(stdin)) is not None:
+        index, path, name = task
+        pickle.dump((index, encode_stage(*check_file(path, name, register, limits))), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+class ChildFailed(Exception):
+    """No child could do the work (none could be started, or one ended without a signal
+    before any file was done: derbyxl not importable there, say). It says nothing about the
+    files, which the caller then reads itself."""
+
+
+#: Times a file is handed to a new child after one ended on it without a signal.
+RETRIES = 2
+
+
+def check_in_children(
+    tasks: list[tuple[int, Path, str]],
+    register,
+    limits,
+    children: int,
+    on_done: Callable[[int, bytes], None],
+    failed: Callable[[str, Path, str, str], bytes],
+    meanwhile: Callable[[], object] | None = None,
+) -> None:
+    """Check ``tasks`` ((index, path, name)) in up to ``children`` fresh interpreters, calling
+    ``on_done(index, blob)`` in this thread as each file is done. A child killed by a signal
+    costs its file a ``reader-crashed`` result (made by ``failed(name, path, code, message)``)
+    and is replaced; one that takes over ``limits.max_seconds * 2`` on a file is stopped and
+    the file gets ``time-limit``. ``meanwhile`` is called once the children are started.
+
+    Raises:
+        ChildFailed: before any file was done, when no child could do the work.
+    """
+    setup = pickle.dumps((register, limits), protocol=pickle.HIGHEST_PROTOCOL)
+    answers: queue.Queue = queue.Queue()
+    todo = list(reversed(tasks))
+    tries: dict[int, int] = {}
+    running: dict[int, _Child] = {}
+    finished = 0
+    stall = limits.max_seconds * 2
+
+    def start() -> None:
+        child = _Child(setup, todo.pop(), answers)
+        running[id(child)] = child
+
+    try:
+        for _ in range(max(1, min(children, len(todo)))):
+            start()
+        if meanwhile:
+            meanwhile()
+        while running:
+            try:
+                child_id, answer = answers.get(timeout=1.0)
+            except queue.Empty:
+                for child in running.values():
+                    if child.task is not None and time.monotonic() - child.since > stall:
+                        child.kill(stopped=True)  # its reader thread then says it ended
+                continue
+            child = running[child_id]
+            if answer is not None:
+                index, blob = answer
+                finished += 1
+                on_done(index, blob)
+                if todo:
+                    child.send(todo.pop())
+                else:
+                    child.finish()
+                continue
+            del running[child_id]
+            code, task = child.wait(), child.task
+            if task is None:
+                continue  # it ended after its last file
+            index, path, name = task
+            if child.stopped:
+                finished += 1
+                on_done(index, failed(name, path, "time-limit", f"reading it took over {stall:g} s and was stopped"))
+            elif code < 0:
+                finished += 1
+                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped (signal {-code})"))
+            elif finished == 0:  # no child has done anything: the children cannot start
+                raise ChildFailed(f"no child process could check files (exit code {code})")
+            elif tries.get(index, 0) < RETRIES:
+                tries[index] = tries.get(index, 0) + 1
+                todo.append(task)  # not the file's doing, most likely: another child takes it
+            else:
+                finished += 1
+                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped (exit code {code})"))
+            if todo:
+                start()
+    finally:
+        for child in running.values():
+            child.kill()
+            child.wait()
+
+
+class _Child:
+    """One fresh interpreter checking files, and a thread that sends it the setup and its
+    first file, then reads its answers."""
+
+    def __init__(self, setup: bytes, first: tuple, answers: queue.Queue):
+        here = str(Path(__file__).resolve().parent.parent)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT.format(here=here)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            raise ChildFailed(f"no child process could be started ({exc})") from exc
+        self.task: tuple | None = first
+        self.since = time.monotonic()
+        self.stopped = False
+        # Written by the thread: a large register fills the pipe until the child has started.
+        opening = setup + pickle.dumps(first, protocol=pickle.HIGHEST_PROTOCOL)
+        threading.Thread(target=self._run, args=(opening, answers), daemon=True, name="derbyxl-child").start()
+
+    def _run(self, opening: bytes, answers: queue.Queue) -> None:
+        self._write(opening)
+        try:
+            while True:
+                answer = pickle.load(self.proc.stdout)
+                self.task = None
+                answers.put((id(self), answer))
+        except Exception:  # noqa: BLE001 - the pipe closed (or garbage came): the child ended
+            answers.put((id(self), None))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # it has ended: the thread reading its answers says so
+
+    def send(self, task: tuple) -> None:
+        self.task = task
+        self.since = time.monotonic()
+        self._write(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def finish(self) -> None:
+        self._write(pickle.dumps(None))
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def kill(self, stopped: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.stopped = stopped
+            self.proc.kill()
+
+    def wait(self) -> int:
+        return self.proc.wait()

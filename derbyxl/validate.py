@@ -15,9 +15,6 @@ import importlib
 import marshal
 import multiprocessing
 import os
-import pickle
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -28,6 +25,7 @@ from derbyxl.cache import FileCache, context_for
 from derbyxl.checks import Cells
 from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
+from derbyxl.isolate import ChildFailed, check_in_children
 from derbyxl.periods import Period, PeriodError
 from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
 from derbyxl.read import ReadError, read_return
@@ -280,9 +278,9 @@ def _import_schemas() -> None:
 def _stage_all(
     tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None, meanwhile=None
 ) -> dict[int, tuple[bytes, tuple]]:
-    """Run the per-file stage over ``tasks`` ((index, path, name)) in worker processes (one
-    file: in a process of its own, see :func:`_isolation`), and decode each result as it
-    arrives. A worker that dies (a reader crashing on a file the pre-scan let through) costs
+    """Run the per-file stage over ``tasks`` ((index, path, name)) in forked worker processes
+    (one file: in a process of its own), or where this process must not fork, in fresh
+    interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A worker that dies (a reader crashing on a file the pre-scan let through) costs
     only a retry of its unfinished files, one process each, so the file that kills a reader
     is named and the others are read. With one worker, everything runs in this process.
 
@@ -301,15 +299,21 @@ def _stage_all(
         if progress:
             progress(path)
 
-    method = _isolation(workers) if len(tasks) == 1 else None
-    if method:
-        # One file (an upload to a web portal, say) is still read in a process of its own: a
-        # reader that aborts on it costs a finding naming it, not the calling process.
+    if workers > 1 and not can_fork():
+        # No forking here (a program running threads, or Windows): fresh interpreters read the
+        # files, so that a reader aborting on one costs a finding, not this program.
+        try:
+            check_in_children([(k, path, name) for k, (_, path, name) in enumerate(tasks)], register, limits, workers, done, _failed, meanwhile)
+        except ChildFailed:
+            pass  # none could be started: what they did not do is done here
+        for k in range(len(tasks)):
+            if k not in decoded:
+                done(k, one(k))
+        return {tasks[k][0]: result for k, result in decoded.items()}
+    if len(tasks) == 1 and workers > 1:
+        # One file (an upload to a web portal, say) is still read in a process of its own.
         _, path, name = tasks[0]
-        blob = _isolated(path, name, register, limits, meanwhile, method)
-        if blob is None:  # no process could do it: read here, as with one worker
-            blob = one(0)
-        done(0, blob)
+        done(0, _isolated(path, name, register, limits, meanwhile))
         return {tasks[0][0]: decoded[0]}
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
     _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
@@ -325,23 +329,9 @@ def _stage_all(
     return {tasks[k][0]: result for k, result in decoded.items()}
 
 
-def _isolation(workers: int) -> str | None:
-    """How one file can be read in a process of its own: forked ("fork"), or, in a program
-    running threads (which must not fork) or on Windows, by a fresh interpreter
-    ("subprocess", :mod:`derbyxl.isolate`); None with one worker."""
-    if workers <= 1:
-        return None
-    return "fork" if can_fork() else "subprocess"
-
-
-def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None, method: str = "fork") -> bytes | None:
-    """Check one file in a process of its own; a crash becomes a finding naming the file.
-    ``meanwhile`` is called in this process while the child works. With ``method``
-    "subprocess", None when the child could not do the work for reasons that say nothing
-    about the file (no interpreter to start, derbyxl not importable there): the caller then
-    reads the file itself."""
-    if method == "subprocess":
-        return _in_subprocess(path, name, register, limits, meanwhile)
+def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes:
+    """Check one file in a forked process of its own; a crash becomes a finding naming the
+    file. ``meanwhile`` is called in this process while the child works."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
 
@@ -379,36 +369,6 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhi
         return _failed(name, path, "time-limit", f"reading it took over {limits.max_seconds * 2:g} s and was stopped")
     how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
     return _failed(name, path, "reader-crashed", f"the process reading it stopped ({how})")
-
-
-def _in_subprocess(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes | None:
-    """:func:`_isolated` in a fresh interpreter (:mod:`derbyxl.isolate`), which a program
-    running threads may start safely; the register goes to it pickled. Where this derbyxl
-    is found is appended to the child's path (appended, so nothing of the standard library is
-    shadowed), for a derbyxl that is imported from a folder rather than installed."""
-    here = str(Path(__file__).resolve().parent.parent)
-    boot = f"import sys; sys.path.append({here!r}); from derbyxl.isolate import main; sys.exit(main())"
-    try:
-        child = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    except OSError:
-        return None
-    try:
-        if meanwhile:
-            meanwhile()  # while the child imports derbyxl, before it reads what to check
-        out, _ = child.communicate(pickle.dumps((path, name, register, limits), protocol=pickle.HIGHEST_PROTOCOL), timeout=limits.max_seconds * 2)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        return _failed(name, path, "time-limit", f"reading it took over {limits.max_seconds * 2:g} s and was stopped")
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    if child.returncode == 0 and out:
-        return out
-    if child.returncode < 0:
-        return _failed(name, path, "reader-crashed", f"the process reading it stopped (signal {-child.returncode})")
-    return None
 
 
 def _failed(name: str, path: Path, code: str, message: str) -> bytes:

@@ -268,6 +268,8 @@ def in_a_thread():  # as a web server calls it: this process must not fork now
     ok = validate_file(good, register, workers=2)
     seen["thread"] = [threading.active_count(), ok.valid, ok.rows == home.rows]
     seen["thread far"] = errors(validate_file(far, register, workers=2, limits=loose))
+    many = validate_paths([good_dir, far], register, limits=loose, workers=2)
+    seen["thread many"] = sorted([r.workbook, errors(r), len(r.rows)] for r in many.files)
 
 thread = threading.Thread(target=in_a_thread)
 thread.start()
@@ -284,24 +286,34 @@ def test_a_real_reader_abort_costs_its_file_from_the_command_line_or_a_thread(tm
     assert seen["pair"] == [["Governance-and-Finance_2024-25-Q4.xlsx", []], ["far.xlsx", ["reader-crashed"]]]
     assert seen["thread"] == [2, True, True]  # read in a fresh interpreter: the same result
     assert seen["thread far"] == ["reader-crashed"]
+    # Many files from a thread: fresh interpreters read them, the one that aborts its reader
+    # is named and the nine others are read in full.
+    many = seen["thread many"]
+    assert [w for w, e, _ in many if e] == ["far.xlsx"] and next(e for w, e, _ in many if e) == ["reader-crashed"]
+    assert len(many) == 10 and all(n > 0 for w, e, n in many if not e)
 
 
 @pytest.mark.parametrize("interpreter", ["/bin/false", "/no/such/python"])
 def test_a_child_that_cannot_start_means_reading_here_not_a_finding(good_dir, register, monkeypatch, interpreter):
     # A web server embedding Python may have no interpreter to start (sys.executable is the
     # server) or one that cannot import derbyxl: that says nothing about the file.
-    monkeypatch.setattr(validate_module.sys, "executable", interpreter)
+    monkeypatch.setattr(sys, "executable", interpreter)
     seen = {}
 
     def in_a_thread():
         seen["report"] = validate_module.validate_file(good_dir / GOVERNANCE, register, period=Q4, workers=2)
 
-    thread = threading.Thread(target=in_a_thread)
-    thread.start()
-    thread.join()
+    def many_in_a_thread():
+        seen["many"] = validate_module.validate_paths([good_dir], register, period=Q4, workers=2)
+
+    for target in (in_a_thread, many_in_a_thread):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
     report = seen["report"]
     assert report.valid and len(report.rows) == report.items > 0
     assert not any(f.code in ("reader-crashed", "time-limit") for f in report.findings)
+    assert len(seen["many"].files) == 9 and all(fr.valid and fr.rows for fr in seen["many"].files)
 
 
 def test_quick_and_careful_scans_agree(good_dir):
