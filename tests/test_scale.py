@@ -316,6 +316,27 @@ def test_a_child_that_cannot_start_means_reading_here_not_a_finding(good_dir, re
     assert len(seen["many"].files) == 9 and all(fr.valid and fr.rows for fr in seen["many"].files)
 
 
+def test_a_child_that_answers_nothing_is_stopped_and_its_file_timed_out(tmp_path, good_dir, register, monkeypatch):
+    # A child stuck on a file (here: one that only sleeps) is stopped after twice the time
+    # limit, and each file it held gets a time-limit finding; nothing waits for ever.
+    stuck = tmp_path / "stuck.sh"
+    stuck.write_text("#!/bin/sh\nexec sleep 60\n")
+    stuck.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(stuck))
+    files = [good_dir / GOVERNANCE, good_dir / next(p.name for p in good_dir.glob("*.xlsx") if p.name != GOVERNANCE)]
+    seen = {}
+
+    def in_a_thread():
+        seen["report"] = validate_paths(files, register, period=Q4, workers=2, limits=Limits(max_seconds=0.5))
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [[f.code for f in fr.findings] for fr in seen["report"].files] == [["time-limit"], ["time-limit"]]
+    assert all("over 1 s and was stopped" in fr.findings[0].message for fr in seen["report"].files)
+
+
 def test_quick_and_careful_scans_agree(good_dir):
     import zipfile
 
