@@ -68,8 +68,8 @@ def check_in_children(
 ) -> None:
     """Check ``tasks`` ((index, path, name)) in up to ``children`` fresh interpreters, calling
     ``on_done(index, blob)`` in this thread as each file is done. A child killed by a signal
-    costs its file a ``reader-crashed`` result (made by ``failed(name, path, code, message)``)
-    and is replaced; one that takes over ``limits.max_seconds * 2`` on a file is stopped and
+    (or on Windows, ended by the system) costs its file a ``reader-crashed`` result (made by
+    ``failed(name, path, code, message)``) and is replaced; one that takes over ``limits.max_seconds * 2`` on a file is stopped and
     the file gets ``time-limit``. ``meanwhile`` is called once the children are started.
 
     Raises:
@@ -118,23 +118,31 @@ def check_in_children(
             if child.stopped:
                 finished += 1
                 on_done(index, failed(name, path, "time-limit", f"reading it took over {stall:g} s and was stopped"))
-            elif code < 0:
+            elif code not in (0, 1):  # killed by a signal, or (Windows) ended by the system
                 finished += 1
-                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped (signal {-code})"))
-            elif finished == 0:  # no child has done anything: the children cannot start
+                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
+            elif finished == 0:  # Python itself failed there before any file was done
                 raise ChildFailed(f"no child process could check files (exit code {code})")
             elif tries.get(index, 0) < RETRIES:
                 tries[index] = tries.get(index, 0) + 1
                 todo.append(task)  # not the file's doing, most likely: another child takes it
             else:
                 finished += 1
-                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped (exit code {code})"))
+                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
             if todo:
                 start()
     finally:
         for child in running.values():
             child.kill()
             child.wait()
+
+
+def _how(code: int) -> str:
+    """How a child ended: a signal (POSIX), or an exit code (Windows' are NTSTATUS values,
+    such as 0xC0000409 for an abort, shown in hex)."""
+    if code < 0:
+        return f"signal {-code}"
+    return f"exit code {code:#x}" if code > 255 else f"exit code {code}"
 
 
 class _Child:
