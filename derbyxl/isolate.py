@@ -18,6 +18,7 @@ reading is the one that killed it.
 from __future__ import annotations
 
 import gc
+import itertools
 import pickle
 import queue
 import subprocess
@@ -69,8 +70,9 @@ def check_in_children(
     """Check ``tasks`` ((index, path, name)) in up to ``children`` fresh interpreters, calling
     ``on_done(index, blob)`` in this thread as each file is done. A child killed by a signal
     (or on Windows, ended by the system) costs its file a ``reader-crashed`` result (made by
-    ``failed(name, path, code, message)``) and is replaced; one that takes over ``limits.max_seconds * 2`` on a file is stopped and
-    the file gets ``time-limit``. ``meanwhile`` is called once the children are started.
+    ``failed(name, path, code, message)``) and is replaced; one that takes over
+    ``limits.max_seconds * 2`` on a file is stopped and the file gets ``time-limit``.
+    ``meanwhile`` is called once the children are started.
 
     Raises:
         ChildFailed: before any file was done, when no child could do the work.
@@ -80,12 +82,14 @@ def check_in_children(
     todo = list(reversed(tasks))
     tries: dict[int, int] = {}
     running: dict[int, _Child] = {}
+    serials = itertools.count()
     finished = 0
     stall = limits.max_seconds * 2
+    checked = time.monotonic()
 
     def start() -> None:
-        child = _Child(setup, todo.pop(), answers)
-        running[id(child)] = child
+        serial = next(serials)
+        running[serial] = _Child(serial, setup, todo.pop(), answers)
 
     try:
         for _ in range(max(1, min(children, len(todo)))):
@@ -94,42 +98,47 @@ def check_in_children(
             meanwhile()
         while running:
             try:
-                child_id, answer = answers.get(timeout=1.0)
+                serial, answer = answers.get(timeout=1.0)
             except queue.Empty:
+                serial, answer = None, None
+            if time.monotonic() - checked >= 1.0:  # every second, busy or not: any child stuck?
+                checked = time.monotonic()
                 for child in running.values():
-                    if child.task is not None and time.monotonic() - child.since > stall:
-                        child.kill(stopped=True)  # its reader thread then says it ended
+                    if child.task is not None and checked - child.since > stall:
+                        child.kill(stopped=True)  # its thread then says it ended
+            if serial is None:
                 continue
-            child = running[child_id]
+            child = running[serial]
             if answer is not None:
                 index, blob = answer
                 finished += 1
                 on_done(index, blob)
-                if todo:
+                if child.stopped:
+                    pass  # it answered as it was being stopped: it gets nothing more
+                elif todo:
                     child.send(todo.pop())
                 else:
                     child.finish()
                 continue
-            del running[child_id]
+            del running[serial]
             code, task = child.wait(), child.task
-            if task is None:
-                continue  # it ended after its last file
-            index, path, name = task
-            if child.stopped:
-                finished += 1
-                on_done(index, failed(name, path, "time-limit", f"reading it took over {stall:g} s and was stopped"))
-            elif code not in (0, 1):  # killed by a signal, or (Windows) ended by the system
-                finished += 1
-                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
-            elif finished == 0:  # Python itself failed there before any file was done
-                raise ChildFailed(f"no child process could check files (exit code {code})")
-            elif tries.get(index, 0) < RETRIES:
-                tries[index] = tries.get(index, 0) + 1
-                todo.append(task)  # not the file's doing, most likely: another child takes it
-            else:
-                finished += 1
-                on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
-            if todo:
+            if task is not None:
+                index, path, name = task
+                if child.stopped:
+                    finished += 1
+                    on_done(index, failed(name, path, "time-limit", f"reading it took over {stall:g} s and was stopped"))
+                elif code not in (0, 1):  # killed by a signal, or (Windows) ended by the system
+                    finished += 1
+                    on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
+                elif finished == 0:  # Python itself failed there before any file was done
+                    raise ChildFailed(f"no child process could check files (exit code {code})")
+                elif tries.get(index, 0) < RETRIES:
+                    tries[index] = tries.get(index, 0) + 1
+                    todo.append(task)  # not the file's doing, most likely: another child takes it
+                else:
+                    finished += 1
+                    on_done(index, failed(name, path, "reader-crashed", f"the process reading it stopped ({_how(code)})"))
+            if todo and len(running) < children:
                 start()
     finally:
         for child in running.values():
@@ -149,7 +158,8 @@ class _Child:
     """One fresh interpreter checking files, and a thread that sends it the setup and its
     first file, then reads its answers."""
 
-    def __init__(self, setup: bytes, first: tuple, answers: queue.Queue):
+    def __init__(self, serial: int, setup: bytes, first: tuple, answers: queue.Queue):
+        self.serial = serial
         here = str(Path(__file__).resolve().parent.parent)
         try:
             self.proc = subprocess.Popen(
@@ -170,9 +180,9 @@ class _Child:
             while True:
                 answer = pickle.load(self.proc.stdout)
                 self.task = None
-                answers.put((id(self), answer))
+                answers.put((self.serial, answer))
         except Exception:  # noqa: BLE001 - the pipe closed (or garbage came): the child ended
-            answers.put((id(self), None))
+            answers.put((self.serial, None))
 
     def _write(self, data: bytes) -> None:
         try:
