@@ -280,9 +280,10 @@ def _stage_all(
 ) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)) in forked worker processes
     (one file: in a process of its own), or where this process must not fork, in fresh
-    interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A worker that dies (a reader crashing on a file the pre-scan let through) costs
-    only a retry of its unfinished files, one process each, so the file that kills a reader
-    is named and the others are read. With one worker, everything runs in this process.
+    interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A worker
+    that dies (a reader crashing on a file the pre-scan let through) costs only a retry of
+    its unfinished files, one process each, so the file that kills a reader is named and the
+    others are read. With one worker, everything runs in this process.
 
     Returns:
         by task index: the encoded result (for the cache) and the decoded report and records.
