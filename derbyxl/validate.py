@@ -279,11 +279,11 @@ def _stage_all(
     tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None, meanwhile=None
 ) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)) in forked worker processes
-    (one file: in a process of its own), or where this process must not fork, in fresh
-    interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A worker
-    that dies (a reader crashing on a file the pre-scan let through) costs only a retry of
-    its unfinished files, one process each, so the file that kills a reader is named and the
-    others are read. With one worker, everything runs in this process.
+    (even one file, such as an upload to a web portal), or where this process must not fork,
+    in fresh interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A
+    worker that dies (a reader crashing on a file the pre-scan let through) costs only a
+    retry of its unfinished files, one process each, so the file that kills a reader is named
+    and the others are read. With one worker, everything runs in this process.
 
     Returns:
         by task index: the encoded result (for the cache) and the decoded report and records.
@@ -311,11 +311,6 @@ def _stage_all(
             if k not in decoded:
                 done(k, one(k))
         return {tasks[k][0]: result for k, result in decoded.items()}
-    if len(tasks) == 1 and workers > 1:
-        # One file (an upload to a web portal, say) is still read in a process of its own.
-        _, path, name = tasks[0]
-        done(0, _isolated(path, name, register, limits, meanwhile))
-        return {tasks[0][0]: decoded[0]}
     stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
     _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
     while lost:
@@ -330,9 +325,8 @@ def _stage_all(
     return {tasks[k][0]: result for k, result in decoded.items()}
 
 
-def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhile=None) -> bytes:
-    """Check one file in a forked process of its own; a crash becomes a finding naming the
-    file. ``meanwhile`` is called in this process while the child works."""
+def _isolated(path: Path, name: str, register: Register, limits: Limits) -> bytes:
+    """Check one file in a forked process of its own; a crash becomes a finding naming the file."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
 
@@ -348,8 +342,6 @@ def _isolated(path: Path, name: str, register: Register, limits: Limits, meanwhi
     blob = None
     timed_out = False
     try:
-        if meanwhile:
-            meanwhile()
         if receive.poll(limits.max_seconds * 2):
             blob = receive.recv_bytes()
         else:

@@ -3,8 +3,8 @@
 Reading and checking a return, or writing a template, takes a few milliseconds of pure Python
 each; with hundreds of them a second core halves the wait. Workers are forked, so they start
 in milliseconds with the register already in memory: only indices go to them and only results
-come back. Where the platform cannot fork (Windows, macOS' default), or there is one input,
-or the calling process runs other threads, everything runs in the calling process.
+come back. Where the platform cannot fork (Windows, macOS' default), or the calling process
+runs other threads, everything runs in the calling process.
 
     results, lost = fork_map(lambda i: work(items[i]), len(items), workers=2)
 
@@ -92,10 +92,10 @@ def fork_map(
     Args:
         fn: the work for one input; its result must pickle. Exceptions propagate.
         n: how many inputs.
-        workers: processes (default :func:`default_workers`); 1, a single input, or no fork
-            means the calling process does it all. Even a few inputs go to workers: besides
-            the second core, that keeps a crash in a C extension (a reader aborting on a file)
-            out of the calling process.
+        workers: processes (default :func:`default_workers`, and never more than inputs); 1
+            or no fork means the calling process does it all. Even one input goes to a
+            worker: besides the second core, that keeps a crash in a C extension (a reader
+            aborting on a file) out of the calling process.
         on_done: called in the calling process with each index and result as they arrive.
         stall_seconds: when no worker finishes anything for this long, something is stuck
             (a reader in an endless loop): the workers are stopped and what they had not
@@ -109,7 +109,7 @@ def fork_map(
     global _TASK
     workers = workers or default_workers()
     results: dict[int, T] = {}
-    if workers <= 1 or n < 2 or not can_fork():
+    if workers <= 1 or n < 1 or not can_fork():
         if meanwhile:
             meanwhile()
         for i in range(n):
@@ -120,7 +120,7 @@ def fork_map(
     _TASK = fn
     try:
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=in_child) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx, initializer=in_child) as pool:
             # Few inputs are shared out one or two at a time, so that every worker gets some.
             chunk = max(1, min(CHUNK, n // (2 * workers)))
             pending = {pool.submit(_run_chunk, list(range(k, min(k + chunk, n)))) for k in range(0, n, chunk)}
