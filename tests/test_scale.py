@@ -19,7 +19,7 @@ import pytest
 from openpyxl import load_workbook
 
 import derbyxl.validate as validate_module
-from derbyxl import workers
+from derbyxl import isolate, workers
 from derbyxl.annotate import annotate_file
 from derbyxl.cache import FileCache
 from derbyxl.consolidate import consolidate
@@ -335,6 +335,66 @@ def test_a_child_that_answers_nothing_is_stopped_and_its_file_timed_out(tmp_path
     assert not thread.is_alive()
     assert [[f.code for f in fr.findings] for fr in seen["report"].files] == [["time-limit"], ["time-limit"]]
     assert all("over 1 s and was stopped" in fr.findings[0].message for fr in seen["report"].files)
+
+
+# A stand-in for the interpreter children are started with: the real one, with derbyxl's
+# check of a file whose name starts "exit" ending the child with exit code 1, as Python does
+# when it fails (every time, or with FLAKY only the first time).
+EXITING_CHILD = """#!{python}
+import os, sys
+import derbyxl.validate as v
+
+real = v.check_file
+marker = {marker!r}
+
+def check_file(path, name, *args, **kwargs):
+    if name.startswith("exit") and not os.path.exists(marker):
+        with open(marker + ".tries", "a") as log:
+            log.write("tried\\n")
+        if {flaky}:
+            open(marker, "w").close()
+        os._exit(1)
+    return real(path, name, *args, **kwargs)
+
+v.check_file = check_file
+exec(sys.argv[2])  # what derbyxl asked of the interpreter: python -c CODE
+"""
+
+
+@pytest.mark.parametrize("flaky", [True, False])
+def test_a_child_that_fails_mid_run_hands_its_file_to_another(tmp_path, good_dir, register, monkeypatch, flaky):
+    # A child ending with exit code 1 after others have answered is Python failing there, not
+    # the file's doing (that would be a signal): the file goes to a new child, twice at most,
+    # and only then is it reported, as a reader crash naming the exit code.
+    marker = tmp_path / "failed-once"
+    child = tmp_path / "python-exiting"
+    child.write_text(EXITING_CHILD.format(python=sys.executable, marker=str(marker), flaky=flaky))
+    child.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(child))
+    exiting = tmp_path / "exit-Governance.xlsx"
+    shutil.copy(good_dir / GOVERNANCE, exiting)
+    others = sorted(p for p in good_dir.glob("*.xlsx") if p.name != GOVERNANCE)[:2]
+    seen = {}
+
+    def in_a_thread():
+        seen["report"] = validate_paths([*others, exiting], register, period=Q4, workers=2)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive()
+    files = seen["report"].files
+    assert [fr.workbook for fr in files] == [p.name for p in others] + [exiting.name]
+    assert all(fr.valid and len(fr.rows) == fr.items > 0 for fr in files[:2])
+    last = files[2]
+    tries = len((tmp_path / "failed-once.tries").read_text().splitlines())
+    if flaky:  # read by the next child, as if nothing had happened
+        assert tries == 1 and marker.exists() and last.valid and len(last.rows) == last.items > 0
+        assert not any(f.code == "reader-crashed" for f in last.findings)
+    else:
+        assert tries == 1 + isolate.RETRIES
+        assert [f.code for f in last.findings] == ["reader-crashed"] and "exit code 1" in last.findings[0].message
+        assert not last.rows
 
 
 def test_quick_and_careful_scans_agree(good_dir):
