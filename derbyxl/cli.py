@@ -236,8 +236,22 @@ def validate(
         written = annotate_report(report, annotate)
         (err if json_out == "-" else out).print(f"{len(written)} annotated copies written to {annotate}")
     s = report.stats
-    (err if json_out == "-" else out).print(f"{s['files']} file(s): {s['valid']} valid, {s['errors']} error(s), {s['warnings']} warning(s)")
+    console = err if json_out == "-" else out
+    console.print(f"{s['files']} file(s): {s['valid']} valid, {s['errors']} error(s), {s['warnings']} warning(s)")
+    if any(path.is_dir() for path in paths) and report.period:
+        # A folder of returns is the quarter so far: say who has sent nothing yet.
+        _print_not_returned(console, report.not_returned(reg.portfolios), len(reg.portfolios), report.period)
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _print_not_returned(console, missing: list[str], total: int, period: str, shown: int = 10) -> None:
+    from derbyxl.periods import Period
+
+    if not missing:
+        console.print(f"Every portfolio has returned for {Period.parse(period).label}.")
+        return
+    names = "; ".join(missing[:shown]) + (f"; and {len(missing) - shown} more" if len(missing) > shown else "")
+    console.print(f"[yellow]Not returned for {Period.parse(period).label}:[/yellow] {len(missing)} of {total} portfolios ({names})", highlight=False)
 
 
 @app.command()

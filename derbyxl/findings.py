@@ -144,9 +144,19 @@ class FileReport:
 
 @dataclass
 class Report:
-    """The result of validating several workbooks: one :class:`FileReport` each."""
+    """The result of validating several workbooks: one :class:`FileReport` each, and the
+    quarter they were checked against (its key, such as ``2024-25-Q4``; None when no file
+    named one and none was given)."""
 
     files: list[FileReport] = field(default_factory=list)
+    period: str | None = None
+
+    def not_returned(self, portfolios: Iterable[str]) -> list[str]:
+        """Those of ``portfolios`` (a register's, in its order) that no file here returns
+        for the quarter checked, valid or not: who has still to send anything. A file for
+        another quarter, or one whose portfolio could not be told, returns none."""
+        returned = {fr.portfolio for fr in self.files if fr.portfolio and fr.period == self.period}
+        return [p for p in portfolios if p not in returned]
 
     @property
     def findings(self) -> list[Finding]:

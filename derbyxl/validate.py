@@ -127,7 +127,7 @@ def validate_paths(
         by_name[rec["workbook"]].rows.append(rec)
     for report in reports:
         report.findings.sort(key=sort_key)
-    return Report(reports)
+    return Report(reports, period=expected.key if expected else None)
 
 
 def _sha256_within(path: Path, limits: Limits) -> str | None:

@@ -62,6 +62,23 @@ def test_validate_json_and_exit_codes(good_dir, tmp_path):
     assert [(f["workbook"], f["code"]) for f in records if f["severity"] == "error"] == [("broken.xlsx", "corrupt-file")]
 
 
+def test_validate_says_who_has_not_returned(good_dir, tmp_path):
+    # A folder is the quarter so far: the officer is told who has sent nothing yet.
+    folder = tmp_path / "returns"
+    folder.mkdir()
+    for p in good_dir.glob("*.xlsx"):
+        if not p.name.startswith("Health"):
+            (folder / p.name).write_bytes(p.read_bytes())
+    r = run("validate", folder, "--period", "2024-25-Q4", "--no-cache")
+    assert r.returncode == 0, r.stderr
+    assert "Not returned for 2024/25 Q4: 1 of 9 portfolios (Health and Adult Care)" in r.stdout
+    r = run("validate", good_dir, "--no-cache", "--json", "-")  # the findings alone on stdout
+    assert json.loads(r.stdout) is not None and "Every portfolio has returned for 2024/25 Q4." in r.stderr
+    # Files named one by one are not the quarter: nothing is said of the others.
+    r = run("validate", folder / "Governance-and-Finance_2024-25-Q4.xlsx", "--no-cache")
+    assert r.returncode == 0 and "returned" not in r.stdout
+
+
 def test_demo_end_to_end(tmp_path):
     r = run("demo", "--dir", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -96,6 +96,29 @@ def test_wrong_period(tmp_path, register, answers, returns_copy):
     assert [f.code for f in report.findings if f.severity == "error"] == ["wrong-period"]
 
 
+def test_who_has_not_returned(tmp_path, register, answers, returns_copy):
+    # The quarter so far: Governance and Finance sent last quarter's template, Health and
+    # Adult Care nothing, Housing a file that cannot be read (so whose it is cannot be told),
+    # and Children's return has an error (it has still been returned).
+    (returns_copy / GOVERNANCE).unlink()
+    (returns_copy / "Health-and-Adult-Care_2024-25-Q4.xlsx").unlink()
+    housing = returns_copy / "Housing-Strategic-Planning-and-Regulatory-Services_2024-25-Q4.xlsx"
+    housing.write_bytes(b"PK\x03\x04 not really")  # unreadable: its portfolio cannot be told
+    q3 = write_template(register, "Governance and Finance", Period.parse("2024-25-Q3"), tmp_path)
+    fill_return(q3.path, answers, returns_copy / q3.path.name)
+    children = returns_copy / CHILDREN
+    mutate(children, children, lambda wb: set_input(wb, "Measures", "EHCS PM21", "Actual", "lots"))
+    report = validate_paths([returns_copy], register, period=Q4)
+    assert report.period == "2024-25-Q4"
+    assert not next(fr for fr in report.files if fr.workbook == CHILDREN).valid
+    assert report.not_returned(register.portfolios) == [
+        p for p in register.portfolios if p in ("Governance and Finance", "Health and Adult Care", "Housing, Strategic Planning and Regulatory Services")
+    ]
+    # Without a period given, the latest one claimed is the quarter checked.
+    assert validate_paths([returns_copy], register).period == "2024-25-Q4"
+    assert validate_paths([returns_copy / q3.path.name], register).not_returned(["Governance and Finance"]) == []
+
+
 def test_outdated_template(tmp_path, register, good_dir):
     def change(wb):
         ws = wb["_derbyxl"]
