@@ -274,7 +274,7 @@ def consolidate(
         raise UsageError(f"no such folder: {returns}")
     early = _prescan(expand_paths([returns]), register, None if no_cache else (history or out_dir / "history.sqlite"))
     try:
-        from derbyxl.consolidate import ConsolidationBusy
+        from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten
         from derbyxl.consolidate import consolidate as run
         from derbyxl.history import HistoryBusy
 
@@ -282,7 +282,7 @@ def consolidate(
         p = _period(period)
         try:
             result = run(returns, reg, p, out_dir, history_path=history, strict=strict, use_cache=not no_cache, prescan=early)
-        except (ConsolidationBusy, HistoryBusy) as exc:
+        except (ConsolidationBusy, HistoryBusy, MasterNotWritten) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1)
     finally:
@@ -426,6 +426,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
+        from derbyxl.xlsx_util import NotReplaced
+
+        if isinstance(exc, NotReplaced):  # a template or copy open in Excel (on Windows)
+            err.print(f"[red]Error:[/red] could not write {exc.filename} ({exc.strerror}); if it is open in Excel or another program, close it and run again", highlight=False)
+            return 1
         if os.environ.get("DERBYXL_DEBUG") == "1":
             raise
         err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {exc} (run with --debug for details)", highlight=False)

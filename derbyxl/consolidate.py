@@ -9,7 +9,6 @@ direction of travel from the register and history, write the master and record t
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +26,20 @@ from derbyxl.validate import validate_paths
 from derbyxl.workers import parent_only
 
 
+try:
+    import fcntl
+except ImportError:  # Windows: a lock on the lock file's first byte instead
+    fcntl = None
+    import msvcrt
+
+
 class ConsolidationBusy(Exception):
     """Another consolidation is running in the same output folder."""
+
+
+class MasterNotWritten(Exception):
+    """The new master could not be put in place of the old one (on Windows, because the old
+    one is open in Excel). Nothing was recorded in the history."""
 
 
 @dataclass
@@ -64,15 +75,24 @@ def _lock(out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ".derbyxl.lock"
     fh = open(path, "a+")
+    locked = False
     try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:  # pragma: no cover - Windows
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            locked = True
+        except OSError as exc:  # BlockingIOError from flock; on Windows, a PermissionError
             raise ConsolidationBusy(f"another consolidation is writing to {out_dir}; wait for it to finish and run again") from exc
         parent_only(fh.fileno())
         yield
     finally:
         parent_only(fh.fileno(), keep=False)
+        if locked and fcntl is None:  # pragma: no cover - Windows
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
         fh.close()
 
 
@@ -207,6 +227,8 @@ def consolidate(
 
     Raises:
         ConsolidationBusy: another consolidation is running in ``out_dir``.
+        MasterNotWritten: the new master could not replace the old one (open in Excel on
+            Windows); the old master and the history are as they were.
         derbyxl.history.HistoryBusy: the history is locked by another writer.
     """
     from derbyxl.master import master_filename, write_master
@@ -227,27 +249,34 @@ def consolidate(
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result
         target = out_dir / master_filename(period)
-        from derbyxl.xlsx_util import atomic_path
+        from derbyxl.xlsx_util import NotReplaced, atomic_path
 
-        with atomic_path(target) as tmp:
-            submissions = [
-                {
-                    "portfolio": s.report.portfolio,
-                    "file": s.report.workbook,
-                    "sha256": s.report.sha256,
-                    "received": s.received,
-                    "signed_by": s.report.signed_by,
-                    "signed_date": s.report.signed_date,
-                    "valid": int(s.report.valid),
-                    "errors": s.report.errors,
-                    "warnings": s.report.warnings,
-                    "used": int(s.used),
-                    "note": s.note,
-                }
-                for s in subs
-            ]
-            values = [r for r in rows if r["status"] != "No return"]
-            with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions):
-                write_master(tmp, register, result)
+        submissions = [
+            {
+                "portfolio": s.report.portfolio,
+                "file": s.report.workbook,
+                "sha256": s.report.sha256,
+                "received": s.received,
+                "signed_by": s.report.signed_by,
+                "signed_date": s.report.signed_date,
+                "valid": int(s.report.valid),
+                "errors": s.report.errors,
+                "warnings": s.report.warnings,
+                "used": int(s.used),
+                "note": s.note,
+            }
+            for s in subs
+        ]
+        values = [r for r in rows if r["status"] != "No return"]
+        # The new master takes the old one's place inside the recording, so that when it
+        # cannot (on Windows, the old one open in Excel), the quarter is not recorded either.
+        with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions):
+            try:
+                with atomic_path(target) as tmp:
+                    write_master(tmp, register, result)
+            except NotReplaced as exc:
+                raise MasterNotWritten(
+                    f"the master could not be written to {target} ({exc.strerror or exc}); if it is open in Excel or another program, close it and run again"
+                ) from exc
         result.master = target
         return result

@@ -51,12 +51,20 @@ def row_height(texts_and_widths, base: float = 15.0, cap: int = 12) -> float | N
     return None if lines == 1 else base * lines
 
 
+class NotReplaced(OSError):
+    """The finished file could not take the place of what is at its name: on Windows, a file
+    open in Excel; anywhere, a folder of that name. What was there is untouched."""
+
+
 @contextmanager
 def atomic_path(target: str | Path):
     """Yield a temporary path beside ``target``; on success rename it over ``target``.
 
     The rename is atomic on one file system, so a reader (or a crash) sees either the old file
     or the new one, never half of one. On failure the temporary file is removed.
+
+    Raises:
+        NotReplaced: when the rename fails (what the block raises passes through as it is).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +74,10 @@ def atomic_path(target: str | Path):
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise NotReplaced(exc.errno, exc.strerror, str(target)) from exc
     except BaseException:
         try:
             os.unlink(tmp)

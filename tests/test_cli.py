@@ -79,6 +79,17 @@ def test_validate_says_who_has_not_returned(good_dir, tmp_path):
     assert r.returncode == 0 and "returned" not in r.stdout
 
 
+def test_a_file_that_cannot_be_replaced_is_a_clear_error(tmp_path):
+    # On Windows a template open in Excel cannot be replaced; anywhere, neither can a folder
+    # standing at its name. The officer is told which file, and what to do.
+    out = tmp_path / "templates"
+    (out / "Governance-and-Finance_2024-25-Q4.xlsx").mkdir(parents=True)
+    r = run("templates", "--period", "2024-25-Q4", "--out", out)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Unexpected" not in r.stderr
+    said = "".join(r.stderr.split())  # the console folds long lines, paths included
+    assert f"couldnotwrite{out / 'Governance-and-Finance_2024-25-Q4.xlsx'}" in said and "closeitandrunagain" in said
+
+
 def test_demo_end_to_end(tmp_path):
     r = run("demo", "--dir", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

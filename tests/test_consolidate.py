@@ -253,6 +253,48 @@ def test_second_concurrent_consolidation_is_refused(tmp_path, register, good_dir
             consolidate(good_dir, register, Q4, out)
 
 
+# Windows has no fcntl. This machine has no Windows, so the lock's other branch is run against
+# a stand-in for msvcrt that keeps Microsoft's contract for _locking: the bytes from the file's
+# position, one holder at a time, EACCES at once with LK_NBLCK, unlocking only by the holder.
+WINDOWS_LOCK = """
+import errno, os, sys, types
+held = {}
+def locking(fd, mode, nbytes):
+    key, at = os.fstat(fd).st_ino, os.lseek(fd, 0, os.SEEK_CUR)
+    assert (at, nbytes) == (0, 1), (at, nbytes)
+    if mode == msvcrt.LK_NBLCK:
+        if key in held:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        held[key] = fd
+    elif mode == msvcrt.LK_UNLCK and held.get(key) == fd:
+        del held[key]
+    else:
+        raise PermissionError(errno.EACCES, "Permission denied")
+msvcrt = types.SimpleNamespace(LK_NBLCK=2, LK_UNLCK=0, locking=locking)
+import derbyxl.validate, derbyxl.history  # first: the standard library takes msvcrt for Windows
+assert "derbyxl.consolidate" not in sys.modules
+sys.modules["fcntl"], sys.modules["msvcrt"] = None, msvcrt
+from derbyxl.consolidate import ConsolidationBusy, _lock
+from pathlib import Path
+out = Path(sys.argv[1])
+with _lock(out):
+    try:
+        with _lock(out):
+            print("second lock taken")
+    except ConsolidationBusy as exc:
+        print("busy:", exc)
+with _lock(out):
+    print("free again", held != {})
+print("released", held == {})
+"""
+
+
+def test_the_lock_without_fcntl_as_on_windows(tmp_path):
+    r = subprocess.run([sys.executable, "-c", WINDOWS_LOCK, str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"busy: another consolidation is writing to {tmp_path / 'out'}; wait for it to finish and run again", "free again True", "released True"]
+
+
 def test_disk_full_while_writing_leaves_previous_state(tmp_path, register, good_dir, monkeypatch):
     import errno
 
@@ -276,6 +318,31 @@ def test_disk_full_while_writing_leaves_previous_state(tmp_path, register, good_
     assert [p.name for p in out.iterdir() if p.suffix == ".xlsx"] == [first.master.name]
     with History(out / "history.sqlite") as h:
         assert h.values_for(Q4) == history_before
+
+
+def test_a_master_that_cannot_be_put_in_place_records_no_history(tmp_path, register, good_dir):
+    # The rename of the new master over the old one can fail: on Windows while the old one is
+    # open in Excel; anywhere when something else stands at its name (here, a folder). Then
+    # the quarter is not recorded either, and the officer is told what to do.
+    from derbyxl.consolidate import MasterNotWritten
+
+    out = tmp_path / "out"
+    blocker = out / "master_2024-25-Q4.xlsx"
+    blocker.mkdir(parents=True)
+    (blocker / "keep.txt").write_text("not derbyxl's")
+    with pytest.raises(MasterNotWritten, match="close it") as caught:
+        consolidate(good_dir, register, Q4, out)
+    assert str(blocker) in str(caught.value)
+    with History(out / "history.sqlite") as h:
+        assert h.values_for(Q4) == {} and h.periods() == []
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".xlsx") == [blocker.name]
+    assert (blocker / "keep.txt").read_text() == "not derbyxl's"
+    r = subprocess.run(
+        [sys.executable, "-m", "derbyxl.cli", "consolidate", str(good_dir), "--period", "2024-25-Q4", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 1 and "could not be written" in r.stderr
+    assert "Traceback" not in r.stderr and "Unexpected" not in r.stderr
 
 
 def test_history_busy_is_a_clear_message(tmp_path):
