@@ -78,6 +78,26 @@ def check_period(report, expected: Period | None) -> Finding | None:
     return finding("wrong-period", report.workbook, f"this is the {period.label} return; download the {expected.label} template")
 
 
+def check_duplicate_returns(reports, expected: Period | None) -> list[Finding]:
+    """A duplicate-return warning on each of two or more files (:class:`FileReport`) that
+    return the same portfolio for the quarter expected: consolidate uses only one of them."""
+    if expected is None:
+        return []
+    by_portfolio: dict[str, list] = {}
+    for report in reports:
+        try:
+            if report.portfolio and report.period and Period.parse(report.period) == expected:
+                by_portfolio.setdefault(report.portfolio, []).append(report)
+        except PeriodError:
+            continue
+    out = []
+    for portfolio, group in by_portfolio.items():
+        for report in group if len(group) > 1 else ():
+            others = ", ".join(o.workbook for o in group if o is not report)
+            out.append(finding("duplicate-return", report.workbook, f"{others} ({portfolio}, {expected.label})"))
+    return out
+
+
 def check_structure(raw: RawReturn, items: list[Item], register: Register, workbook: str) -> tuple[dict[str, tuple[RawSheet, object]], list[Finding]]:
     """Sheets, captions and rows: every item present once, nothing added.
 

@@ -51,6 +51,7 @@ CATALOGUE: dict[str, Code] = {
     "wrong-period": _c("identity", ERROR, "The return is for a different period", "Download the template for this period and fill it in."),
     "unknown-portfolio": _c("identity", ERROR, "The return's portfolio is not in the register", "Check you used your portfolio's template."),
     "register-changed": _c("identity", WARNING, "The register changed after this template was made", "Check targets against the latest template."),
+    "duplicate-return": _c("identity", WARNING, "Another file returns the same portfolio for this quarter", "Keep one return per portfolio in the folder; consolidate uses the valid one signed latest."),
     # structure
     "missing-sheet": _c("structure", ERROR, "A sheet of the return is missing or renamed", "Restore the sheet's original name, or start from a fresh template."),
     "missing-column": _c("structure", ERROR, "A column of the return is missing or renamed", "Restore the header's original caption."),

@@ -115,6 +115,8 @@ def validate_paths(
             continue
         records.extend(recs)
     by_name = {r.workbook: r for r in reports}
+    for f in checks.check_duplicate_returns(reports, expected):
+        by_name[f.workbook].findings.append(f)
     for f in check_values(records, register):
         by_name[f.workbook].findings.append(f)
     for rec in records:

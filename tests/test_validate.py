@@ -119,6 +119,24 @@ def test_who_has_not_returned(tmp_path, register, answers, returns_copy):
     assert validate_paths([returns_copy / q3.path.name], register).not_returned(["Governance and Finance"]) == []
 
 
+def test_two_files_for_one_portfolio_are_both_told(tmp_path, register, answers, returns_copy):
+    # A corrected return sent beside the first: both stay valid, each says which other file
+    # returns its portfolio (consolidate uses one). Last quarter's file is not a duplicate.
+    copy = returns_copy / "Governance-and-Finance v2.xlsx"
+    copy.write_bytes((returns_copy / GOVERNANCE).read_bytes())
+    q3 = write_template(register, "Governance and Finance", Period.parse("2024-25-Q3"), tmp_path)
+    fill_return(q3.path, answers, returns_copy / q3.path.name)
+    report = validate_paths([returns_copy], register, period=Q4)
+    dup = {fr.workbook: [f.message for f in fr.findings if f.code == "duplicate-return"] for fr in report.files}
+    suffix = " (Governance and Finance, 2024/25 Q4)"
+    assert dup[GOVERNANCE] == ["Another file returns the same portfolio for this quarter: Governance-and-Finance v2.xlsx" + suffix]
+    assert dup[copy.name] == [f"Another file returns the same portfolio for this quarter: {GOVERNANCE}" + suffix]
+    assert sum(bool(v) for v in dup.values()) == 2
+    files = {fr.workbook: fr for fr in report.files}
+    assert files[GOVERNANCE].valid and files[copy.name].valid
+    assert [f.code for f in files[q3.path.name].findings if f.severity == "error"] == ["wrong-period"]
+
+
 def test_outdated_template(tmp_path, register, good_dir):
     def change(wb):
         ws = wb["_derbyxl"]
