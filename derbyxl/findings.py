@@ -155,8 +155,17 @@ class Report:
     def not_returned(self, portfolios: Iterable[str]) -> list[str]:
         """Those of ``portfolios`` (a register's, in its order) that no file here returns
         for the quarter checked, valid or not: who has still to send anything. A file for
-        another quarter, or one whose portfolio could not be told, returns none."""
-        returned = {fr.portfolio for fr in self.files if fr.portfolio and fr.period == self.period}
+        another quarter, or one whose portfolio could not be told, returns none (nor does
+        any file when no quarter was checked)."""
+        from derbyxl.periods import Period, PeriodError
+
+        def key(text: str | None) -> str | None:
+            try:
+                return Period.parse(text).key if text else None
+            except PeriodError:
+                return None
+
+        returned = {fr.portfolio for fr in self.files if fr.portfolio and self.period and key(fr.period) == key(self.period)}
         return [p for p in portfolios if p not in returned]
 
     @property
