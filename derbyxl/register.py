@@ -261,9 +261,20 @@ def load_register(path: str | Path) -> Register:
     return register
 
 
+#: Fingerprints of files hashed in this process, by path, size, modification time and inode.
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def file_fingerprint(path: str | Path) -> str:
-    """The fingerprint of a register loaded from ``path``, without loading it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    """The fingerprint of a register loaded from ``path``, without loading it. A file hashed
+    before in this process and unchanged since (the same size, modification time and inode)
+    is not read again: a command asks before loading the register and again as it loads."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _FINGERPRINTS[key]
 
 
 def parse_register(rows: Iterable[list], source: str = "register") -> Register:

@@ -1,4 +1,6 @@
 import csv
+import os
+from pathlib import Path
 
 import pytest
 import xlsxwriter
@@ -104,6 +106,28 @@ def test_fingerprint_changes_with_a_target(tmp_path):
     b = load_register(_write_csv(tmp_path / "r.csv", rows[0], rows[1:]))
     assert a.fingerprint != b.fingerprint
     assert a.portfolio_fingerprint("Children, Young People and Skills") == b.portfolio_fingerprint("Children, Young People and Skills")
+
+
+def test_a_file_is_hashed_again_only_when_it_changed(tmp_path, monkeypatch):
+    # validate asks for the register's fingerprint before loading it and again as it loads:
+    # the file is read for it once, unless it changed in between.
+    from derbyxl.register import file_fingerprint
+
+    path = tmp_path / "register.csv"
+    original = sample_register_path().read_bytes()
+    path.write_bytes(original)
+    first = file_fingerprint(path)
+    changed = original.replace(b"CS 01,", b"CS 0X,", 1)
+    assert len(changed) == len(original) and changed != original
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    assert file_fingerprint(path) == first and reads == []
+    before = path.stat().st_mtime_ns
+    path.write_bytes(changed)  # saved again a second later, the same size
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+    assert file_fingerprint(path) != first and reads == ["register.csv"]
+    assert load_register(path).fingerprint == file_fingerprint(path) and reads == ["register.csv"]
 
 
 @pytest.mark.parametrize("text", ["0", "12", "-3", "12.5", "-0.25", "007", "1.0"])
