@@ -28,12 +28,14 @@ HEADER_SEARCH_ROWS = 10
 
 
 class ReadError(Exception):
-    """The workbook could not be read at all (carries a finding code and message)."""
+    """The workbook could not be read at all (carries a finding code and message, and the
+    sheet that could not be read when it was one)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, sheet: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.sheet = sheet
 
 
 @dataclass
@@ -114,15 +116,18 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise ReadError("corrupt-file", f"it could not be opened ({type(exc).__name__}: {exc})") from exc
+    reading = None  # the sheet being read, for the message if it cannot be
     try:
         names = list(wb.sheet_names)
         visibility = {m.name: m.visible == calamine.SheetVisibleEnum.Visible for m in wb.sheets_metadata}
         stamp = None
         if STAMP_SHEET in names:
             stamp = {}
+            reading = STAMP_SHEET
             for row in _rows(wb.get_sheet_by_name(STAMP_SHEET), 50):
                 if len(row) >= 2 and isinstance(row[0], str) and row[0]:
                     stamp[row[0]] = _ref_text(row[1])
+        reading = COVER_SHEET
         sign_off = _read_sign_off(wb, names)
         sheets = {}
         by_key = {header_key(n): n for n in names}
@@ -130,6 +135,7 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
             actual_name = spec.name if spec.name in names else by_key.get(header_key(spec.name))
             if actual_name is None:
                 continue
+            reading = actual_name
             sheet = wb.get_sheet_by_name(actual_name)
             raw = _read_sheet(spec, _rows(sheet, max_rows), known_refs or set())
             raw.merged = list(sheet.merged_cell_ranges or [])
@@ -140,7 +146,8 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
     except BaseException as exc:  # noqa: BLE001 - a damaged sheet part surfaces here, maybe as a Rust panic
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise ReadError("corrupt-file", f"a sheet could not be read ({type(exc).__name__}: {exc})") from exc
+        where = f"sheet '{reading}'" if reading else "a sheet"
+        raise ReadError("corrupt-file", f"{where} could not be read ({type(exc).__name__}: {exc})", sheet=reading) from exc
     finally:
         wb.close()
     return RawReturn(path, names, stamp, sign_off, sheets)

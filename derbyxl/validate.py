@@ -188,7 +188,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     try:
         raw = read_return(path, max_rows=limits.max_rows, known_refs=register.by_ref.keys())
     except ReadError as exc:
-        report.findings.append(finding(exc.code, name, exc.message))
+        report.findings.append(finding(exc.code, name, exc.message, sheet=exc.sheet))
         return []
     ident, found = checks.check_identity(raw, register, name)
     report.findings.extend(found)

@@ -2,11 +2,13 @@
 code at the right cell, and the good returns beside it still pass."""
 
 import json
+import zipfile
 
 import pytest
 
 from derbyxl.demo import fill_return
 from derbyxl.findings import CATALOGUE, FIELDS, flatten
+from derbyxl.guard import sheet_parts
 from derbyxl.periods import Period
 from derbyxl.template import write_template
 from derbyxl.validate import validate_file, validate_paths
@@ -135,6 +137,23 @@ def test_two_files_for_one_portfolio_are_both_told(tmp_path, register, answers, 
     files = {fr.workbook: fr for fr in report.files}
     assert files[GOVERNANCE].valid and files[copy.name].valid
     assert [f.code for f in files[q3.path.name].findings if f.severity == "error"] == ["wrong-period"]
+
+
+def test_a_damaged_sheet_is_named(tmp_path, register, good_dir):
+    # A sheet whose XML calamine refuses (a cell with an element no cell has) makes the whole
+    # file unreadable; the finding says which sheet, so the officer knows where to look.
+    src = good_dir / GOVERNANCE
+    damaged = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as out:
+        part = sheet_parts(z, set(z.namelist()))["Measures"]
+        for info in z.infolist():
+            data = z.read(info.filename)
+            if info.filename == part:
+                data = data.replace(b"</sheetData>", b'<row r="300"><c r="A300"><q/></c></row></sheetData>')
+            out.writestr(info, data)
+    fr = validate_file(damaged, register, period=Q4)
+    assert [(f.sheet, f.code) for f in fr.findings] == [("Measures", "corrupt-file")]
+    assert "sheet 'Measures' could not be read" in fr.findings[0].message and not fr.rows
 
 
 def test_outdated_template(tmp_path, register, good_dir):
