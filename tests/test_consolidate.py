@@ -244,6 +244,30 @@ def test_killed_consolidation_leaves_previous_master_and_history(tmp_path, regis
     assert again.master == first.master
 
 
+def test_the_master_is_reproducible_to_the_byte(tmp_path, register, good_dir, monkeypatch):
+    # The same returns and register at the same stamped time give the same master, byte for
+    # byte: whether the files are read afresh or their results come from the cache, and in
+    # whichever folder, so a master can be checked by making it again.
+    import datetime as dt
+
+    import derbyxl.validate as validate_module
+
+    monkeypatch.setenv("DERBYXL_WORKERS", "1")  # files read here, so that reads can be counted
+    read = []
+    real = validate_module.check_file
+    monkeypatch.setattr(validate_module, "check_file", lambda path, *a, **k: read.append(path) or real(path, *a, **k))
+    at = dt.datetime(2025, 5, 1, 9, 30, tzinfo=dt.timezone.utc)
+    first = consolidate(good_dir, register, Q4, tmp_path / "a", generated_at=at)
+    assert len(read) == 9
+    again = consolidate(good_dir, register, Q4, tmp_path / "a", generated_at=at)
+    assert len(read) == 9  # every result from the cache
+    elsewhere = consolidate(good_dir, register, Q4, tmp_path / "b", generated_at=at, use_cache=False)
+    master = first.master.read_bytes()
+    assert again.master.read_bytes() == master and elsewhere.master.read_bytes() == master
+    later = consolidate(good_dir, register, Q4, tmp_path / "c", generated_at=at + dt.timedelta(hours=1))
+    assert later.master.read_bytes() != master  # the stamp is in it: the check is not vacuous
+
+
 def test_second_concurrent_consolidation_is_refused(tmp_path, register, good_dir):
     from derbyxl.consolidate import ConsolidationBusy, _lock
 
