@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from derbyxl import rag
 from derbyxl.findings import Finding, finding
-from derbyxl.periods import Period, PeriodError
+from derbyxl.periods import Period, PeriodError, period_key
 from derbyxl.read import RawReturn, RawSheet, as_date
 from derbyxl.register import Item, Register
 from derbyxl.spec import FORMAT_VERSION, LONG_TEXT, kinds_present
@@ -85,11 +85,8 @@ def check_duplicate_returns(reports, expected: Period | None) -> list[Finding]:
         return []
     by_portfolio: dict[str, list] = {}
     for report in reports:
-        try:
-            if report.portfolio and report.period and Period.parse(report.period) == expected:
-                by_portfolio.setdefault(report.portfolio, []).append(report)
-        except PeriodError:
-            continue
+        if report.portfolio and period_key(report.period) == expected.key:
+            by_portfolio.setdefault(report.portfolio, []).append(report)
     out = []
     for portfolio, group in by_portfolio.items():
         for report in group if len(group) > 1 else ():

@@ -194,6 +194,7 @@ def validate(
     period: Optional[str] = typer.Option(None, "--period", "-p", help="The quarter expected. Default: the latest any return claims."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the findings as JSON to this file ('-' for stdout)."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write a highlighted copy of each faulty return to this folder."),
+    chase: Optional[Path] = typer.Option(None, "--chase", help="Write a CSV of every portfolio's return status, lead officers, emails and what to do (those to chase first)."),
     history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="History database where each checked file's results are kept by SHA-256, so consolidate (and the next validate) need not read it again."),
     no_cache: bool = NoCacheOpt,
 ):
@@ -241,6 +242,12 @@ def validate(
     if any(path.is_dir() for path in paths) and report.period:
         # A folder of returns is the quarter so far: say who has sent nothing yet.
         _print_not_returned(console, report.not_returned(reg.portfolios), len(reg.portfolios), report.period)
+    if chase:
+        from derbyxl.chase import quarter_status, write_chase_csv
+
+        rows = quarter_status(report, reg)
+        write_chase_csv(rows, chase)
+        console.print(f"Chase list written to {chase}: {sum(r['status'] != 'valid' for r in rows)} of {len(rows)} portfolios to chase")
     raise typer.Exit(0 if report.valid else 1)
 
 

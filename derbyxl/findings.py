@@ -157,16 +157,14 @@ class Report:
         for the quarter checked, valid or not: who has still to send anything. A file for
         another quarter, or one whose portfolio could not be told, returns none (nor does
         any file when no quarter was checked)."""
-        from derbyxl.periods import Period, PeriodError
+        return [p for p in portfolios if p not in {fr.portfolio for fr in self.for_quarter()}]
 
-        def key(text: str | None) -> str | None:
-            try:
-                return Period.parse(text).key if text else None
-            except PeriodError:
-                return None
+    def for_quarter(self) -> list[FileReport]:
+        """The files that name a portfolio and the quarter checked, valid or not."""
+        from derbyxl.periods import period_key
 
-        returned = {fr.portfolio for fr in self.files if fr.portfolio and self.period and key(fr.period) == key(self.period)}
-        return [p for p in portfolios if p not in returned]
+        quarter = period_key(self.period)
+        return [fr for fr in self.files if fr.portfolio and quarter and period_key(fr.period) == quarter]
 
     @property
     def findings(self) -> list[Finding]:

@@ -101,3 +101,14 @@ class Period:
     def due_date(self, days_after_end: int = 21) -> dt.date:
         """When returns are due: by default three weeks after the quarter ends."""
         return self.end + dt.timedelta(days=days_after_end)
+
+
+def period_key(text: str | Period | None) -> str | None:
+    """The key (``2024-25-Q4``) of a period however it is written, or None when the text is
+    empty or not a period: two texts name the same quarter when their keys are equal."""
+    if not text:
+        return None
+    try:
+        return Period.parse(text).key
+    except PeriodError:
+        return None

@@ -1,0 +1,80 @@
+"""Who has returned what this quarter, and whom to chase: one row per portfolio of the register.
+
+    from derbyxl.chase import quarter_status, write_chase_csv
+    report = validate_paths(["returns/"], register, period="2024-25-Q4")
+    rows = quarter_status(report, register)    # dicts: portfolio, status, lead officers, ...
+    write_chase_csv(rows, "outputs/chase.csv")  # for a mail merge, those to chase first
+
+A portfolio has returned when any file for the quarter checked names it (valid or not): its
+status is ``valid`` when one of them is, ``errors`` when none is, else ``not returned``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from derbyxl.findings import ERROR, FileReport, Report
+from derbyxl.periods import Period, period_key
+from derbyxl.register import Register
+from derbyxl.xlsx_util import looks_like_formula
+
+#: The statuses, those to chase first.
+STATUSES = ("not returned", "errors", "valid")
+#: The columns of :func:`quarter_status`'s rows, in the CSV's order, and their captions there.
+COLUMNS = ("portfolio", "status", "lead_officers", "emails", "files", "errors", "warnings", "action")
+CAPTIONS = ("Portfolio", "Status", "Lead officers", "Emails", "Files received", "Errors", "Warnings", "What to do")
+
+
+def quarter_status(report: Report, register: Register) -> list[dict]:
+    """One row per portfolio of ``register`` (see :data:`COLUMNS`): what was received for the
+    quarter ``report`` was checked against, and what its lead officers should do. Rows to
+    chase come first (not returned, then returns with errors), each group in register order.
+    """
+    quarter = period_key(report.period)
+    the_return = f"the {Period.parse(quarter).label} return" if quarter else "this quarter's return"
+    files: dict[str, list[FileReport]] = {}
+    for fr in report.for_quarter():
+        files.setdefault(fr.portfolio, []).append(fr)
+    rows = []
+    for portfolio in register.portfolios:
+        items = register.for_portfolio(portfolio)
+        got = files.get(portfolio, [])
+        valid = [fr for fr in got if fr.valid]
+        if not got:
+            status, action = "not returned", f"Send {the_return}."
+        elif not valid:
+            status = "errors"
+            best = min(got, key=lambda fr: (fr.errors, fr.workbook))
+            first = next(f for f in best.findings if f.severity == ERROR)
+            where = "!".join(x for x in (first.sheet, first.cell) if x)
+            action = f"Fix {best.errors} error(s) in {best.workbook} and send it again; the first: {where + ' ' if where else ''}{first.message}"
+        else:
+            status = "valid"
+            warnings = min(fr.warnings for fr in valid)
+            action = f"Nothing to do; {warnings} warning(s) to look at." if warnings else "Nothing to do."
+        rows.append(
+            {
+                "portfolio": portfolio,
+                "status": status,
+                "lead_officers": "; ".join(sorted({i.lead_officer for i in items if i.lead_officer})),
+                "emails": "; ".join(sorted({i.email for i in items if i.email})),
+                "files": "; ".join(fr.workbook for fr in got),
+                "errors": sum(fr.errors for fr in got),
+                "warnings": sum(fr.warnings for fr in got),
+                "action": action,
+            }
+        )
+    return sorted(rows, key=lambda r: STATUSES.index(r["status"]))
+
+
+def write_chase_csv(rows: list[dict], path: str | Path) -> int:
+    """Write :func:`quarter_status`'s rows as CSV (UTF-8 with a BOM, for Excel), text that a
+    spreadsheet would run as a formula behind an apostrophe; returns the rows written."""
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.writer(fh)
+        w.writerow(CAPTIONS)
+        for row in rows:
+            w.writerow(["'" + v if looks_like_formula(v) else v for v in (row[c] for c in COLUMNS)])
+    return len(rows)
+
