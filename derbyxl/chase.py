@@ -71,6 +71,7 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
 def write_chase_csv(rows: list[dict], path: str | Path) -> int:
     """Write :func:`quarter_status`'s rows as CSV (UTF-8 with a BOM, for Excel), text that a
     spreadsheet would run as a formula behind an apostrophe; returns the rows written."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8-sig") as fh:
         w = csv.writer(fh)
         w.writerow(CAPTIONS)

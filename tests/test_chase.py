@@ -76,7 +76,7 @@ def test_the_csv_names_officers_and_keeps_formulas_as_text(tmp_path, good_dir):
     gov = rows[0]
     assert gov["portfolio"] == "Governance and Finance" and gov["status"] == "not returned"
     assert gov["lead_officers"] == '=HYPERLINK("http://x"); Pat Singh' and gov["emails"] == "pat.singh@derby.gov.uk"
-    out = tmp_path / "chase.csv"
+    out = tmp_path / "outputs" / "chase.csv"  # its folder made if need be
     assert write_chase_csv(rows, out) == 9
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM, so that Excel reads UTF-8
     table = list(csv.reader(open(out, encoding="utf-8-sig")))
