@@ -243,11 +243,7 @@ def validate(
         # A folder of returns is the quarter so far: say who has sent nothing yet.
         _print_not_returned(console, report.not_returned(reg.portfolios), len(reg.portfolios), report.period)
     if chase:
-        from derbyxl.chase import quarter_status, write_chase_csv
-
-        rows = quarter_status(report, reg)
-        write_chase_csv(rows, chase)
-        console.print(f"Chase list written to {chase}: {sum(r['status'] != 'valid' for r in rows)} of {len(rows)} portfolios to chase")
+        _write_chase(console, report, reg, chase)
     raise typer.Exit(0 if report.valid else 1)
 
 
@@ -259,6 +255,14 @@ def _print_not_returned(console, missing: list[str], total: int, period: str, sh
         return
     names = "; ".join(missing[:shown]) + (f"; and {len(missing) - shown} more" if len(missing) > shown else "")
     console.print(f"[yellow]Not returned for {Period.parse(period).label}:[/yellow] {len(missing)} of {total} portfolios ({names})", highlight=False)
+
+
+def _write_chase(console, report, register, path: Path) -> None:
+    from derbyxl.chase import quarter_status, write_chase_csv
+
+    rows = quarter_status(report, register)
+    write_chase_csv(rows, path)
+    console.print(f"Chase list written to {path}: {sum(r['status'] != 'valid' for r in rows)} of {len(rows)} portfolios to chase")
 
 
 @app.command()
@@ -369,6 +373,8 @@ def demo(
     out.rule("3. Validation")
     report = validate_paths(returned, reg, period=period)
     print_report(report, out)
+    _print_not_returned(out, report.not_returned(reg.portfolios), len(reg.portfolios), period.key)
+    _write_chase(out, report, reg, odir / "chase.csv")
     out.rule("4. Consolidation")
     result = run(returned, reg, period, odir)
     _print_consolidation(result)

@@ -95,6 +95,9 @@ def test_demo_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "outputs" / "master_2024-25-Q4.xlsx").exists()
     assert len(list((tmp_path / "templates").glob("*.xlsx"))) == 9
+    chase = (tmp_path / "outputs" / "chase.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(chase) == 10 and all(",valid," in line for line in chase[1:])
+    assert "Every portfolio has returned for 2024/25 Q4." in r.stdout
     r = run("history", "export", "--history", tmp_path / "outputs" / "history.sqlite", "--out", tmp_path / "h.csv")
     assert r.returncode == 0 and "199 rows" in r.stdout
 
