@@ -157,7 +157,8 @@ class Report:
         for the quarter checked, valid or not: who has still to send anything. A file for
         another quarter, or one whose portfolio could not be told, returns none (nor does
         any file when no quarter was checked)."""
-        return [p for p in portfolios if p not in {fr.portfolio for fr in self.for_quarter()}]
+        returned = {fr.portfolio for fr in self.for_quarter()}
+        return [p for p in portfolios if p not in returned]
 
     def for_quarter(self) -> list[FileReport]:
         """The files that name a portfolio and the quarter checked, valid or not."""
