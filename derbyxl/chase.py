@@ -6,7 +6,8 @@
     write_chase_csv(rows, "outputs/chase.csv")  # for a mail merge, those to chase first
 
 A portfolio has returned when any file for the quarter checked names it (valid or not): its
-status is ``valid`` when one of them is, ``errors`` when none is, else ``not returned``.
+status is ``valid`` when one of them is (the one consolidate would use is named when there are
+several), ``errors`` when none is, else ``not returned``.
 """
 
 from __future__ import annotations
@@ -31,28 +32,30 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
     quarter ``report`` was checked against, and what its lead officers should do. Rows to
     chase come first (not returned, then returns with errors), each group in register order.
     """
+    from derbyxl.consolidate import choose_submissions
+
     quarter = period_key(report.period)
     the_return = f"the {Period.parse(quarter).label} return" if quarter else "this quarter's return"
     files: dict[str, list[FileReport]] = {}
     for fr in report.for_quarter():
         files.setdefault(fr.portfolio, []).append(fr)
+    used = {p: s.report for p, s in choose_submissions(report, register, Period.parse(quarter))[1].items()} if quarter else {}
     rows = []
     for portfolio in register.portfolios:
         items = register.for_portfolio(portfolio)
         got = files.get(portfolio, [])
-        valid = [fr for fr in got if fr.valid]
         if not got:
             status, action = "not returned", f"Send {the_return}."
-        elif not valid:
+        elif portfolio not in used:
             status = "errors"
             best = min(got, key=lambda fr: (fr.errors, fr.workbook))
             first = next(f for f in best.findings if f.severity == ERROR)
             where = "!".join(x for x in (first.sheet, first.cell) if x)
             action = f"Fix {best.errors} error(s) in {best.workbook} and send it again; the first: {where + ' ' if where else ''}{first.message}"
         else:
-            status = "valid"
-            warnings = min(fr.warnings for fr in valid)
-            action = f"Nothing to do; {warnings} warning(s) to look at." if warnings else "Nothing to do."
+            status, chosen = "valid", used[portfolio]
+            action = "Nothing to do" + (f" ({chosen.workbook} is the one used)" if len(got) > 1 else "")
+            action += f"; {chosen.warnings} warning(s) to look at." if chosen.warnings else "."
         rows.append(
             {
                 "portfolio": portfolio,

@@ -60,6 +60,10 @@ def test_every_portfolio_once_those_to_chase_first(tmp_path, register, answers, 
     assert "'lots' is not a number" in gov["action"]
     housing = by["Housing, Strategic Planning and Regulatory Services"]
     assert housing["status"] == "valid" and housing["files"] == "Housing v1.xlsx; Housing v2.xlsx"
+    # Both are the same, signed the same day: consolidate takes the later file, then the name.
+    assert housing["action"].startswith("Nothing to do (Housing v2.xlsx is the one used)")
+    assert by["Children, Young People and Skills"]["action"] == "Nothing to do."
+    assert by["City Centre Regeneration, Strategy and Policy"]["action"] == "Nothing to do; 2 warning(s) to look at."
     assert all(r["status"] == "valid" for r in rows[3:])
     # The register has no officers: those columns are empty, not invented.
     assert all(r["lead_officers"] == r["emails"] == "" for r in rows)
