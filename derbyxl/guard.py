@@ -18,6 +18,7 @@ import posixpath
 import re
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,9 @@ _ODD_TAG = rb'<(?:\w+:(?:c|row)|c(?! r="[A-Z]{1,3}[0-9]{1,7}")|row(?! r="[0-9]{1
 _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"[^>]*\bt="e"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _CHUNK = 1 << 20
+#: What reading a damaged zip can raise: a bad header, a version it does not know
+#: (NotImplementedError, a RuntimeError), a broken deflate stream (zlib.error), a short file.
+_ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, zlib.error)
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
@@ -146,8 +150,8 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
 
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        return stop("corrupt-file", f"it is not a complete zip archive ({exc})")
+    except _ZIP_ERRORS as exc:
+        return stop("corrupt-file", f"its zip archive cannot be read ({exc})")
     with zf:
         try:
             infos = zf.infolist()
@@ -181,7 +185,7 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
             sheets = sheet_parts(zf, names)
         except _Stop as exc:
             return stop(exc.code, exc.message)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SafeET.ParseError) as exc:
+        except (*_ZIP_ERRORS, KeyError, SafeET.ParseError) as exc:
             return stop("corrupt-file", f"its workbook part cannot be read ({exc})")
         except Exception as exc:  # noqa: BLE001 - defusedxml raises its own types for DTDs and entities
             if type(exc).__module__.startswith("defusedxml"):
@@ -197,7 +201,7 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
                 errors = _scan_sheet(zf, part, sheet_name, limits)
             except _Stop as exc:
                 return stop(exc.code, exc.message, sheet=sheet_name)
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+            except _ZIP_ERRORS as exc:
                 return stop("corrupt-file", f"sheet '{sheet_name}' cannot be read ({exc})", sheet=sheet_name)
             if errors:
                 res.error_cells[sheet_name] = errors
@@ -208,12 +212,12 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
                 with zf.open("xl/styles.xml") as fh:
                     if _DTD.search(fh.read(4096)):
                         return stop("xml-forbidden", "xl/styles.xml declares a DTD or entities")
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+            except _ZIP_ERRORS as exc:
                 return stop("corrupt-file", f"xl/styles.xml cannot be read ({exc})")
         for part in sorted(n for n in names if n.lower() == "xl/sharedstrings.xml"):
             try:
                 data = zf.read(part)
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+            except _ZIP_ERRORS as exc:
                 return stop("corrupt-file", f"{part} cannot be read ({exc})")
             if _DTD.search(data[:4096]):
                 return stop("xml-forbidden", f"{part} declares a DTD or entities")
