@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from derbyxl.periods import period_key
+
 ERROR, WARNING = "error", "warning"
 
 
@@ -162,8 +164,6 @@ class Report:
 
     def for_quarter(self) -> list[FileReport]:
         """The files that name a portfolio and the quarter checked, valid or not."""
-        from derbyxl.periods import period_key
-
         quarter = period_key(self.period)
         return [fr for fr in self.files if fr.portfolio and quarter and period_key(fr.period) == quarter]
 
