@@ -31,6 +31,8 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
     """One row per portfolio of ``register`` (see :data:`COLUMNS`): what was received for the
     quarter ``report`` was checked against, and what its lead officers should do. Rows to
     chase come first (not returned, then returns with errors), each group in register order.
+    Errors and warnings are those of the file that counts: the one consolidate would use, or
+    when none is valid, the one with the fewest errors (the one the action names).
     """
     from derbyxl.consolidate import choose_submissions
 
@@ -44,18 +46,19 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
     for portfolio in register.portfolios:
         items = register.for_portfolio(portfolio)
         got = files.get(portfolio, [])
+        counts = None  # the file the row's errors and warnings are those of
         if not got:
             status, action = "not returned", f"Send {the_return}."
         elif portfolio not in used:
             status = "errors"
-            best = min(got, key=lambda fr: (fr.errors, fr.workbook))
-            first = next(f for f in best.findings if f.severity == ERROR)
+            counts = min(got, key=lambda fr: (fr.errors, fr.workbook))
+            first = next(f for f in counts.findings if f.severity == ERROR)
             where = "!".join(x for x in (first.sheet, first.cell) if x)
-            action = f"Fix {best.errors} error(s) in {best.workbook} and send it again; the first: {where + ' ' if where else ''}{first.message}"
+            action = f"Fix {counts.errors} error(s) in {counts.workbook} and send it again; the first: {where + ' ' if where else ''}{first.message}"
         else:
-            status, chosen = "valid", used[portfolio]
-            action = "Nothing to do" + (f" ({chosen.workbook} is the one used)" if len(got) > 1 else "")
-            action += f"; {chosen.warnings} warning(s) to look at." if chosen.warnings else "."
+            status, counts = "valid", used[portfolio]
+            action = "Nothing to do" + (f" ({counts.workbook} is the one used)" if len(got) > 1 else "")
+            action += f"; {counts.warnings} warning(s) to look at." if counts.warnings else "."
         rows.append(
             {
                 "portfolio": portfolio,
@@ -63,8 +66,8 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
                 "lead_officers": "; ".join(sorted({i.lead_officer for i in items if i.lead_officer})),
                 "emails": "; ".join(sorted({i.email for i in items if i.email})),
                 "files": "; ".join(fr.workbook for fr in got),
-                "errors": sum(fr.errors for fr in got),
-                "warnings": sum(fr.warnings for fr in got),
+                "errors": counts.errors if counts else 0,
+                "warnings": counts.warnings if counts else 0,
                 "action": action,
             }
         )

@@ -15,6 +15,7 @@ from .test_cli import run
 
 GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 HOUSING = "Housing-Strategic-Planning-and-Regulatory-Services_2024-25-Q4.xlsx"
+CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
 
 
 def _register_with_officers(tmp_path):
@@ -44,6 +45,8 @@ def test_every_portfolio_once_those_to_chase_first(tmp_path, register, answers, 
     (returns_copy / "Digital-and-Organisational-Transformation_2024-25-Q4.xlsx").unlink()
     q3 = write_template(register, "Digital and Organisational Transformation", Period.parse("2024-25-Q3"), tmp_path)
     fill_return(q3.path, answers, returns_copy / q3.path.name)
+    # A draft with an error beside Children's good return.
+    mutate(returns_copy / CHILDREN, returns_copy / "Children draft.xlsx", lambda wb: set_input(wb, "Measures", "EHCS PM21", "Actual", "lots"))
     rows = quarter_status(validate_paths([returns_copy], register, period=Q4), register)
     assert sorted(r["portfolio"] for r in rows) == sorted(register.portfolios)
     by = {r["portfolio"]: r for r in rows}
@@ -62,7 +65,11 @@ def test_every_portfolio_once_those_to_chase_first(tmp_path, register, answers, 
     assert housing["status"] == "valid" and housing["files"] == "Housing v1.xlsx; Housing v2.xlsx"
     # Both are the same, signed the same day: consolidate takes the later file, then the name.
     assert housing["action"].startswith("Nothing to do (Housing v2.xlsx is the one used)")
-    assert by["Children, Young People and Skills"]["action"] == "Nothing to do."
+    children = by["Children, Young People and Skills"]
+    assert children["status"] == "valid" and children["files"] == f"Children draft.xlsx; {CHILDREN}"
+    # Its one warning is that another file returns the same portfolio (duplicate-return).
+    assert children["action"] == f"Nothing to do ({CHILDREN} is the one used); 1 warning(s) to look at."
+    assert (children["errors"], children["warnings"]) == (0, 1)
     assert by["City Centre Regeneration, Strategy and Policy"]["action"] == "Nothing to do; 2 warning(s) to look at."
     assert all(r["status"] == "valid" for r in rows[3:])
     # The register has no officers: those columns are empty, not invented.
