@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from derbyxl.findings import ERROR, FileReport, Report
+from derbyxl.findings import ERROR, Report
 from derbyxl.periods import Period, period_key
 from derbyxl.register import Register
 from derbyxl.xlsx_util import looks_like_formula
@@ -38,9 +38,7 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
 
     quarter = period_key(report.period)
     the_return = f"the {Period.parse(quarter).label} return" if quarter else "this quarter's return"
-    files: dict[str, list[FileReport]] = {}
-    for fr in report.for_quarter():
-        files.setdefault(fr.portfolio, []).append(fr)
+    files = report.by_portfolio()
     used = {p: s.report for p, s in choose_submissions(report, register, Period.parse(quarter))[1].items()} if quarter else {}
     rows = []
     for portfolio in register.portfolios:

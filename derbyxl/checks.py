@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 
 from derbyxl import rag
-from derbyxl.findings import Finding, finding
-from derbyxl.periods import Period, PeriodError, period_key
+from derbyxl.findings import Finding, finding, returns_by_portfolio
+from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
 from derbyxl.register import Item, Register
 from derbyxl.spec import FORMAT_VERSION, LONG_TEXT, kinds_present
@@ -83,12 +83,8 @@ def check_duplicate_returns(reports, expected: Period | None) -> list[Finding]:
     return the same portfolio for the quarter expected: consolidate uses only one of them."""
     if expected is None:
         return []
-    by_portfolio: dict[str, list] = {}
-    for report in reports:
-        if report.portfolio and period_key(report.period) == expected.key:
-            by_portfolio.setdefault(report.portfolio, []).append(report)
     out = []
-    for portfolio, group in by_portfolio.items():
+    for portfolio, group in returns_by_portfolio(reports, expected.key).items():
         for report in group if len(group) > 1 else ():
             others = ", ".join(o.workbook for o in group if o is not report)
             out.append(finding("duplicate-return", report.workbook, f"{others} ({portfolio}, {expected.label})"))

@@ -250,11 +250,12 @@ def validate(
 def _print_not_returned(console, missing: list[str], total: int, period: str, shown: int = 10) -> None:
     from derbyxl.periods import Period
 
+    label = Period.parse(period).label
     if not missing:
-        console.print(f"Every portfolio has returned for {Period.parse(period).label}.")
+        console.print(f"Every portfolio has returned for {label}.")
         return
     names = "; ".join(missing[:shown]) + (f"; and {len(missing) - shown} more" if len(missing) > shown else "")
-    console.print(f"[yellow]Not returned for {Period.parse(period).label}:[/yellow] {len(missing)} of {total} portfolios ({names})", highlight=False)
+    console.print(f"[yellow]Not returned for {label}:[/yellow] {len(missing)} of {total} portfolios ({names})", highlight=False)
 
 
 def _write_chase(console, report, register, path: Path) -> None:

@@ -159,13 +159,12 @@ class Report:
         for the quarter checked, valid or not: who has still to send anything. A file for
         another quarter, or one whose portfolio could not be told, returns none (nor does
         any file when no quarter was checked)."""
-        returned = {fr.portfolio for fr in self.for_quarter()}
+        returned = self.by_portfolio()
         return [p for p in portfolios if p not in returned]
 
-    def for_quarter(self) -> list[FileReport]:
-        """The files that name a portfolio and the quarter checked, valid or not."""
-        quarter = period_key(self.period)
-        return [fr for fr in self.files if fr.portfolio and quarter and period_key(fr.period) == quarter]
+    def by_portfolio(self) -> dict[str, list[FileReport]]:
+        """The files for the quarter checked, by portfolio: :func:`returns_by_portfolio`."""
+        return returns_by_portfolio(self.files, self.period)
 
     @property
     def findings(self) -> list[Finding]:
@@ -204,6 +203,17 @@ class Report:
             }
             for fr in self.files
         ]
+
+
+def returns_by_portfolio(files: Iterable[FileReport], period: str | None) -> dict[str, list[FileReport]]:
+    """The files (valid or not) that name a portfolio and the quarter ``period``, however
+    either writes it, grouped by portfolio in their order. None for a period: none."""
+    quarter = period_key(period)
+    out: dict[str, list[FileReport]] = {}
+    for fr in files:
+        if fr.portfolio and quarter and period_key(fr.period) == quarter:
+            out.setdefault(fr.portfolio, []).append(fr)
+    return out
 
 
 def sort_key(f: Finding):

@@ -269,7 +269,7 @@ def _cacheable(blob: bytes) -> bool:
 
 def _stage(path: Path, name: str, register: Register, limits: Limits, prescan: Prescan | None = None) -> bytes:
     """One file's stage result, encoded: what the cache keeps is also what a worker hands
-    back (decoding the JSON is several times quicker than unpickling the objects)."""
+    back (decoding it is several times quicker than unpickling the objects)."""
     return encode_stage(*check_file(path, name, register, limits, prescan))
 
 

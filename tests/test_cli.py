@@ -73,7 +73,7 @@ def test_validate_says_who_has_not_returned(good_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Not returned for 2024/25 Q4: 1 of 9 portfolios (Health and Adult Care)" in r.stdout
     r = run("validate", good_dir, "--no-cache", "--json", "-")  # the findings alone on stdout
-    assert json.loads(r.stdout) is not None and "Every portfolio has returned for 2024/25 Q4." in r.stderr
+    assert isinstance(json.loads(r.stdout), list) and "Every portfolio has returned for 2024/25 Q4." in r.stderr
     # Files named one by one are not the quarter: nothing is said of the others.
     r = run("validate", folder / "Governance-and-Finance_2024-25-Q4.xlsx", "--no-cache")
     assert r.returncode == 0 and "returned" not in r.stdout
