@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from derbyxl import rag
+from derbyxl.baseline import baseline
 from derbyxl.findings import Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
@@ -276,11 +277,12 @@ def normalise_rows(
     return records, out
 
 
-def compute_status(rec: dict, item: Item) -> None:
-    """Add the status (and risk score) to a record whose values are clean."""
+def compute_status(rec: dict, item: Item, quarter: int) -> None:
+    """Add the status (and risk score) to a record whose values are clean; a measure is rated
+    against its target for ``quarter`` (1-4: :meth:`derbyxl.register.Item.target_for`)."""
     bad = rec["bad"]
     if item.kind == "measure":
-        rec["status"] = None if "actual" in bad else rag.measure_status(rec.get("actual"), item.target, item.polarity or "higher", item.tolerances)
+        rec["status"] = None if "actual" in bad else rag.measure_status(rec.get("actual"), item.target_for(quarter), item.polarity or "higher", item.tolerances)
     elif item.kind == "action":
         rec["status"] = None if "status" in bad else rag.action_status(rec.get("status_word"))
     elif item.kind == "project":
@@ -293,20 +295,35 @@ def compute_status(rec: dict, item: Item) -> None:
         rec["status"] = rag.risk_status(rec["score"])
 
 
-def check_cross_field(records: list[dict], register: Register, previous: dict[str, dict] | None = None) -> list[Finding]:
+def check_cross_field(
+    records: list[dict],
+    register: Register,
+    period: Period,
+    latest: dict[str, tuple[str, float]] | None = None,
+    previous: dict[str, dict] | None = None,
+) -> list[Finding]:
     """Commentary where it is needed, actuals explained, and plausibility warnings.
+
+    Args:
+        records: the records of the returns for ``period``.
+        register: the year's register.
+        period: the quarter checked.
+        latest: the history's latest actual before ``period`` by ref (period key, value);
+            with the register, it gives each measure's baseline (:mod:`derbyxl.baseline`).
+        previous: the history's values of the quarter before, by ref (for statuses).
 
     Records carry their status from :func:`compute_status` (worked out per file, then again
     for any value :func:`derbyxl.schemas.check_values` found bad); one without gets it here."""
     out: list[Finding] = []
     previous = previous or {}
+    latest = latest or {}
     by_ref = register.by_ref
     needs_words = (rag.RED, rag.AMBER, rag.AMBER_RED)
     for rec in records:
         ref = rec["ref"]
         item = by_ref[ref]
         if "status" not in rec:
-            compute_status(rec, item)
+            compute_status(rec, item, period.quarter)
         status = rec.get("status")
         needs, why = status in needs_words, status
         # A measure's actual, when it was read cleanly (None: left empty).
@@ -319,12 +336,14 @@ def check_cross_field(records: list[dict], register: Register, previous: dict[st
         if needs and not rec.get("commentary"):
             _flag(out, rec, "missing-commentary", "commentary", f"{ref} is {why}; say what is happening and what is being done")
         if actual is not None and actual is not _UNREAD and actual != 0:
-            before = previous[ref].get("actual", item.previous_actual) if ref in previous else item.previous_actual
+            earlier = baseline(item, period, latest)
+            before = earlier.value if earlier is not None else None
             if before not in (None, 0):
                 ratio = abs(actual / before)
                 if ratio > CHANGE_FACTOR or ratio < 1 / CHANGE_FACTOR or (actual < 0) != (before < 0):
                     unit = item.unit or "number"
-                    _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(before, unit)} last time; check the value and its unit")
+                    when = f" in {Period.parse(earlier.period).label}" if earlier.period else " last time"
+                    _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(before, unit)}{when}; check the value and its unit")
         if item.kind == "action" and status in (rag.AMBER, rag.RED) and previous.get(ref, {}).get("status") == rag.BLUE:
             _flag(out, rec, "completed-now-slipping", "status", f"{ref} was Completed last quarter and is now {rec.get('status_word')}")
     return out

@@ -9,21 +9,26 @@ direction of travel from the register and history, write the master and record t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import shutil
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from derbyxl import rag
+from derbyxl.baseline import NO_COMPARISON, baseline, year_ago
 from derbyxl.cache import FileCache
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
-from derbyxl.history import History
-from derbyxl.periods import Period
+from derbyxl.history import History, Run, items_with_data
+from derbyxl.periods import Period, period_key
 from derbyxl.prescan import Prescan
 from derbyxl.register import Register
 from derbyxl.validate import validate_paths
 from derbyxl.workers import parent_only
+from derbyxl.xlsx_util import OutputNotWritable, ensure_folder
 
 
 try:
@@ -40,6 +45,20 @@ class ConsolidationBusy(Exception):
 class MasterNotWritten(Exception):
     """The new master could not be put in place of the old one (on Windows, because the old
     one is open in Excel). Nothing was recorded in the history."""
+
+
+class Refused(Exception):
+    """The consolidation stopped before writing anything: the master and the history are as
+    they were. The message says why and what to do."""
+
+
+class NoValidReturn(Refused):
+    """Not one valid return for the quarter: a master of nothing would only hide that."""
+
+
+class WouldLoseData(Refused):
+    """The quarter is already recorded, and this run would record less (fewer valid returns,
+    fewer items with data) or come from another register; ``--replace`` overrides."""
 
 
 @dataclass
@@ -72,9 +91,12 @@ class Result:
 
 @contextmanager
 def _lock(out_dir: Path):
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
     path = out_dir / ".derbyxl.lock"
-    fh = open(path, "a+")
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise OutputNotWritable(path, exc.strerror or str(exc)) from exc
     locked = False
     try:
         try:
@@ -134,9 +156,15 @@ def choose_submissions(report: Report, register: Register, period: Period) -> tu
 
 
 def build_rows(register: Register, period: Period, chosen: dict[str, Submission], history: History | None) -> list[dict]:
-    """One row per register item with status and direction of travel."""
-    prev_q = history.values_for(period.previous) if history else {}
-    year_ago = history.values_for(period.year_ago) if history else {}
+    """One row per register item with status and direction of travel.
+
+    A measure is shown with the target for the quarter (:meth:`Item.target_for`) and its
+    baseline (:mod:`derbyxl.baseline`). Its direction of travel in the short term compares
+    with the quarter before and year on year with the same quarter last year, each only
+    where that value exists ("No comparison" otherwise), and says which period it compared.
+    """
+    latest = history.latest_values(before=period) if history else {}
+    then = history.values_for(period.year_ago) if history else {}
     by_ref = {}
     for s in chosen.values():
         for rec in s.report.rows:
@@ -145,12 +173,12 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
     key = period.key
     nothing = (None, None)
     direction = rag.direction_of_travel
+    quarter, before_key, before_label = period.quarter, period.previous.key, period.previous.label
     for item in register.items:
         ref = item.ref
         rec, sub = by_ref.get(ref, nothing)
-        short_before = prev_q[ref]["actual"] if ref in prev_q else None
-        if short_before is None:
-            short_before = item.previous_actual
+        measure = item.kind == "measure"
+        earlier = baseline(item, period, latest) if measure else None
         row = {
             "period": key,
             "ref": ref,
@@ -159,8 +187,8 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
             "theme": item.theme,
             "description": item.description,
             "unit": item.unit,
-            "target": item.target,
             "polarity": item.polarity,
+            "target": item.target_for(quarter) if measure else None,
             "actual": None,
             "status": "No return",
             "status_word": None,
@@ -169,9 +197,12 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
             "note": None,
             "source_file": None,
             "sha256": None,
-            "dot": None,
             "dot_short": None,
-            "previous_actual": short_before,
+            "dot_short_against": None,
+            "dot": None,
+            "dot_against": None,
+            "previous_actual": earlier.value if earlier else None,
+            "previous_period": _label(earlier.period) if earlier else None,
         }
         if rec is not None:
             actual = row["actual"] = rec.get("actual")
@@ -184,14 +215,23 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
             row["sha256"] = sub.report.sha256
             if item.kind == "risk" and score is not None:
                 row["status_word"] = f"Risk score {score}"
-            elif item.kind == "measure":
-                long_before = year_ago[ref]["actual"] if ref in year_ago else None
-                if long_before is None:
-                    long_before = item.previous_actual
-                row["dot_short"] = direction(actual, short_before, item.polarity)
-                row["dot"] = direction(actual, long_before, item.polarity)
+            elif measure and actual is not None:
+                if earlier is not None and earlier.period == before_key:
+                    row["dot_short"], row["dot_short_against"] = direction(actual, earlier.value, item.polarity), before_label
+                else:
+                    row["dot_short"] = NO_COMPARISON
+                ago = year_ago(item, period, then)
+                if ago is not None:
+                    row["dot"], row["dot_against"] = direction(actual, ago.value, item.polarity), _label(ago.period)
+                else:
+                    row["dot"] = NO_COMPARISON
         rows.append(row)
     return rows
+
+
+def _label(key: str | None) -> str | None:
+    """A period as people read it (2024/25 Q4), for the master and the history."""
+    return Period.parse(key).label if key else None
 
 
 def consolidate(
@@ -202,12 +242,19 @@ def consolidate(
     *,
     history_path: str | Path | None = None,
     strict: bool = False,
+    replace: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     generated_at: dt.datetime | None = None,
     use_cache: bool = True,
     prescan: Prescan | None = None,
 ) -> Result:
     """Validate and merge the returns in ``returns`` into a master workbook in ``out_dir``.
+
+    A consolidation never silently makes a recorded quarter worse: with no valid return it
+    writes nothing, and when the quarter is already recorded it stops before writing if this
+    run has fewer valid returns, fewer items with data or another register, unless
+    ``replace``. A master that is replaced is kept in ``out_dir/archive/``, and every run is
+    kept in the history, so any earlier state can be restored (:func:`restore`).
 
     Args:
         returns: the folder of returned workbooks (or a list of files).
@@ -216,6 +263,7 @@ def consolidate(
         out_dir: where the master goes (``master_<period>.xlsx``).
         history_path: the SQLite history (``out_dir/history.sqlite`` by default).
         strict: write nothing when any portfolio's return is missing or invalid.
+        replace: replace a recorded quarter even with less (the old master is archived).
         limits: bounds on the work per returned file.
         generated_at: the time stamped into the master (now by default).
         use_cache: reuse per-file results kept in the history database by earlier runs
@@ -226,12 +274,16 @@ def consolidate(
         A :class:`Result`; ``master`` is ``None`` when strict mode refused to write.
 
     Raises:
+        NoValidReturn: no valid return for the quarter; nothing written.
+        WouldLoseData: the recorded quarter would be replaced by less; nothing written.
         ConsolidationBusy: another consolidation is running in ``out_dir``.
         MasterNotWritten: the new master could not replace the old one (open in Excel on
             Windows); the old master and the history are as they were.
         derbyxl.history.HistoryBusy: the history is locked by another writer.
+        derbyxl.xlsx_util.OutputNotWritable: ``out_dir`` or the history cannot be written.
     """
     from derbyxl.master import master_filename, write_master
+    from derbyxl.xlsx_util import NotReplaced, atomic_path
 
     period = Period.parse(period)
     out_dir = Path(out_dir)
@@ -239,18 +291,21 @@ def consolidate(
     generated_at = (generated_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
-        previous = history.values_for(period.previous)
-        report = validate_paths(sources, register, period=period, limits=limits, previous=previous, cache=cache if use_cache else None, prescan=prescan)
+        report = validate_paths(sources, register, period=period, limits=limits, history=history, cache=cache if use_cache else None, prescan=prescan)
         subs, chosen = choose_submissions(report, register, period)
+        if not chosen:
+            raise NoValidReturn(_no_valid_return(report, period))
         invalid = sorted({s.report.portfolio for s in subs if not s.report.valid and s.report.portfolio and s.report.portfolio not in chosen})
         missing = [p for p in register.portfolios if p not in chosen]
         rows = build_rows(register, period, chosen, history)
         result = Result(period, None, report, subs, missing, invalid, rows, generated_at.isoformat())
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result
+        values = [r for r in rows if r["status"] != "No return"]
+        recorded = history.current_run(period)
+        if recorded is not None and not replace:
+            _refuse_if_worse(recorded, register, len(chosen), values, out_dir)
         target = out_dir / master_filename(period)
-        from derbyxl.xlsx_util import NotReplaced, atomic_path
-
         submissions = [
             {
                 "portfolio": s.report.portfolio,
@@ -267,16 +322,152 @@ def consolidate(
             }
             for s in subs
         ]
-        values = [r for r in rows if r["status"] != "No return"]
         # The new master takes the old one's place inside the recording, so that when it
         # cannot (on Windows, the old one open in Excel), the quarter is not recorded either.
-        with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions):
+        with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions) as finish:
+            archived = None
             try:
                 with atomic_path(target) as tmp:
                     write_master(tmp, register, result)
+                    finish["master_sha256"] = sha256_of(tmp)
+                    archived = archive_master(target, period, recorded)
+                    finish["archived"] = str(archived) if archived else None
             except NotReplaced as exc:
+                if archived is not None:
+                    archived.unlink(missing_ok=True)
                 raise MasterNotWritten(
                     f"the master could not be written to {target} ({exc.strerror or exc}); if it is open in Excel or another program, close it and run again"
                 ) from exc
         result.master = target
         return result
+
+
+def _no_valid_return(report: Report, period: Period) -> str:
+    """Why no return could be used, in words that point at the likely slip."""
+    files = report.files
+    if not files:
+        return f"no returns were found, so nothing was written for {period.label}; check the returns folder"
+    other = Counter(fr.period for fr in files if fr.period and period_key(fr.period) != period.key)
+    parts = []
+    for key, n in other.most_common():
+        label = Period.parse(key).label if period_key(key) else key
+        parts.append(f"{n} {'is' if n == 1 else 'are'} for {label}")
+    if other:
+        parts[-1] += f" (is this the right folder, and the right --period?)"
+    wrong_type = sum(1 for fr in files if any(f.code in _NOT_XLSX for f in fr.findings))
+    if wrong_type:
+        parts.append(f"{wrong_type} {'is' if wrong_type == 1 else 'are'} not an .xlsx workbook (save as Excel Workbook .xlsx)")
+    foreign = sum(1 for fr in files if any(f.code in ("unknown-portfolio", "other-register") for f in fr.findings))
+    if foreign:
+        parts.append(f"{foreign} {'was' if foreign == 1 else 'were'} made from another register (pass --register with the register the templates came from)")
+    rest = sum(1 for fr in files if not fr.valid and period_key(fr.period) == period.key) - foreign
+    if rest > 0:
+        parts.append(f"{rest} {'has' if rest == 1 else 'have'} errors (derbyxl validate lists them)")
+    return f"no valid return for {period.label} among {len(files)} file(s): " + "; ".join(parts) + ". Nothing was written; the master and history are as they were."
+
+
+_NOT_XLSX = ("wrong-file-type", "legacy-xls", "macro-workbook", "password-protected")
+
+
+def _refuse_if_worse(recorded: Run, register: Register, valid_returns: int, values: list[dict], out_dir: Path) -> None:
+    """Raise :class:`WouldLoseData` when this run would record less than the current one."""
+    with_data = items_with_data(values)
+    lost = []
+    if valid_returns < recorded.valid_returns:
+        lost.append(f"{recorded.valid_returns} valid returns were recorded, this run has {valid_returns}")
+    if with_data < recorded.items_with_data:
+        lost.append(f"{recorded.items_with_data} items with data were recorded, this run has {with_data}")
+    if register.fingerprint != recorded.register_fingerprint:
+        lost.append(f"it was recorded from register {recorded.register_fingerprint}, this run loaded {register.fingerprint} ({register.source or 'given in code'})")
+    if not lost:
+        return
+    period = Period.parse(recorded.period)
+    raise WouldLoseData(
+        f"{period.label} is already recorded (run {recorded.id}, {recorded.run_at}) and this run would replace it with less: "
+        + "; ".join(lost)
+        + f". Nothing was written. Check --register, --period and the returns folder; to replace it all the same, run again with --replace "
+        f"(the current master is then kept in {out_dir / ARCHIVE}, and `derbyxl history restore {period.key} {recorded.id}` brings it back)."
+    )
+
+
+#: The folder, beside the master, where every master that was replaced is kept.
+ARCHIVE = "archive"
+
+
+def archive_master(target: Path, period: Period, recorded: Run | None) -> Path | None:
+    """Keep the master now at ``target`` (if any) in the archive folder beside it, named by its
+    period and the time of the run that made it (the file's own time when no run is known).
+
+    Returns:
+        where it was kept, or None when there was no master.
+    """
+    if not target.is_file():
+        return None
+    stamp = None
+    if recorded is not None:
+        try:
+            stamp = dt.datetime.fromisoformat(recorded.run_at).astimezone(dt.timezone.utc)
+        except ValueError:
+            stamp = None
+    if stamp is None:
+        stamp = dt.datetime.fromtimestamp(target.stat().st_mtime, dt.timezone.utc)
+    folder = ensure_folder(target.parent / ARCHIVE)
+    base = f"{target.stem}_{stamp.strftime('%Y%m%dT%H%M%SZ')}"
+    dest, n = folder / f"{base}{target.suffix}", 2
+    while dest.exists():
+        dest, n = folder / f"{base}-{n}{target.suffix}", n + 1
+    try:
+        os.link(target, dest)  # the same bytes under a second name: instant, and nothing copied
+    except OSError:
+        shutil.copy2(target, dest)
+    return dest
+
+
+class RestoreError(Exception):
+    """A run cannot be restored (unknown, or its master is gone or changed)."""
+
+
+def restore(history_path: str | Path, period: Period | str, run_id: int) -> Run:
+    """Make an earlier run of a period current again, master included: the master now in its
+    place is archived first, so restoring is itself undone by restoring that run.
+
+    Returns:
+        the run restored.
+
+    Raises:
+        RestoreError: the run is not one of the period's, or its archived master is missing
+            or not the one recorded (its SHA-256 differs).
+        ConsolidationBusy, HistoryBusy: another consolidation is writing.
+    """
+    from derbyxl.xlsx_util import atomic_path
+
+    period = Period.parse(period)
+    with History(history_path) as history:
+        run = history.run(run_id)
+        if run is None or run.period != period.key:
+            known = ", ".join(str(r.id) for r in history.runs(period)) or "none"
+            raise RestoreError(f"{period.label} has no run {run_id} (its runs: {known}; see derbyxl history runs)")
+        target = Path(run.master) if run.master else None
+        if target is None:
+            raise RestoreError(f"run {run_id} wrote no master")
+        with _lock(target.parent), history.transaction():
+            now = history.current_run(period)
+            if now is not None and now.id == run.id and target.is_file() and sha256_of(target) == run.master_sha256:
+                return run  # already the current one
+            source = Path(run.archived) if run.archived else target
+            if not source.is_file() or (run.master_sha256 and sha256_of(source) != run.master_sha256):
+                raise RestoreError(f"the master of run {run_id} ({source}) is missing or has changed since it was archived; its values can still be exported, but the workbook cannot be restored")
+            data = source.read_bytes()
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+                archived = archive_master(target, period, now)
+            history.set_current(run, str(archived) if archived else None)
+        return history.run(run_id)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

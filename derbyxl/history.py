@@ -1,12 +1,17 @@
 """History of consolidated quarters, in an embedded SQLite database.
 
-Each consolidation replaces its quarter's rows in one transaction, so a crash midway leaves the
-previous state. Direction of travel and next quarter's "Previous actual" are read from here.
+Every consolidation is kept as a **run** (when, from which register, how many files, valid
+returns and items with data, its master's SHA-256, and where that master was archived once a
+later run replaced it). Each period has one *current* run, whose values direction of travel,
+next quarter's "Previous actual" and the export read. A run is written in one transaction, so
+a crash midway leaves the previous state, and an earlier run can be made current again
+(:meth:`History.set_current`, used by ``derbyxl history restore``).
 
     from derbyxl.history import History
     with History("outputs/history.sqlite") as h:
         h.periods()                      # ['2024-25-Q3', '2024-25-Q4']
         h.values_for("2024-25-Q4")       # {ref: {"actual": ..., "status": ...}}
+        h.runs("2024-25-Q4")             # [Run(id=1, ...), Run(id=2, ..., current=True)]
 """
 
 from __future__ import annotations
@@ -16,38 +21,53 @@ import multiprocessing
 import operator
 import sqlite3
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from derbyxl.periods import Period
-from derbyxl.xlsx_util import looks_like_formula
+from derbyxl.xlsx_util import OutputNotWritable, looks_like_formula
 from derbyxl.workers import can_fork, in_child
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS consolidation (
-    period TEXT PRIMARY KEY,
+#: The layout's version, kept in SQLite's user_version; older databases are brought up to it.
+SCHEMA_VERSION = 2
+
+#: One row per item and run: what the master showed, and enough to read it without the register.
+VALUE_COLUMNS = (
+    "period", "ref", "kind", "portfolio", "theme", "description", "unit", "polarity", "target",
+    "actual", "status", "status_word", "score", "commentary", "note",
+    "dot_short", "dot_short_against", "dot", "dot_against", "source_file", "sha256",
+)  # fmt: skip
+_REAL = {"target", "actual"}
+_INTEGER = {"score"}
+SUBMISSION_COLUMNS = ("period", "portfolio", "file", "sha256", "received", "signed_by", "signed_date", "valid", "errors", "warnings", "used", "note")
+RUN_COLUMNS = ("id", "period", "run_at", "register_fingerprint", "master", "master_sha256", "archived", "files", "valid_returns", "items", "items_with_data")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY,
+    period TEXT NOT NULL,
     run_at TEXT NOT NULL,
     register_fingerprint TEXT NOT NULL,
     master TEXT,
-    items INTEGER NOT NULL
+    master_sha256 TEXT,
+    archived TEXT,
+    files INTEGER NOT NULL DEFAULT 0,
+    valid_returns INTEGER NOT NULL DEFAULT 0,
+    items INTEGER NOT NULL DEFAULT 0,
+    items_with_data INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS consolidation (
+    period TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES run (id)
 );
 CREATE TABLE IF NOT EXISTS item_value (
-    period TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    portfolio TEXT NOT NULL,
-    theme TEXT,
-    actual REAL,
-    status TEXT,
-    status_word TEXT,
-    score INTEGER,
-    commentary TEXT,
-    note TEXT,
-    source_file TEXT,
-    sha256 TEXT,
-    PRIMARY KEY (period, ref)
+    run_id INTEGER NOT NULL REFERENCES run (id),
+    {", ".join(f"{c} {'REAL' if c in _REAL else 'INTEGER' if c in _INTEGER else 'TEXT'}" for c in VALUE_COLUMNS)},
+    PRIMARY KEY (run_id, ref)
 );
 CREATE TABLE IF NOT EXISTS submission (
+    run_id INTEGER NOT NULL REFERENCES run (id),
     period TEXT NOT NULL,
     portfolio TEXT,
     file TEXT NOT NULL,
@@ -62,10 +82,12 @@ CREATE TABLE IF NOT EXISTS submission (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS item_value_ref ON item_value (ref, period);
+CREATE INDEX IF NOT EXISTS run_period ON run (period, id);
 """
 
-VALUE_COLUMNS = ("period", "ref", "kind", "portfolio", "theme", "actual", "status", "status_word", "score", "commentary", "note", "source_file", "sha256")
-SUBMISSION_COLUMNS = ("period", "portfolio", "file", "sha256", "received", "signed_by", "signed_date", "valid", "errors", "warnings", "used", "note")
+#: The first layout (one set of rows per period, replaced by each consolidation): its tables'
+#: columns, for bringing such a database up to date.
+_V1_VALUE_COLUMNS = ("period", "ref", "kind", "portfolio", "theme", "actual", "status", "status_word", "score", "commentary", "note", "source_file", "sha256")
 
 
 def _receive(conn) -> tuple[str, object]:
@@ -75,23 +97,103 @@ def _receive(conn) -> tuple[str, object]:
         return "error", ("RuntimeError", "the process recording the history stopped")
 
 
+@dataclass(frozen=True)
+class Run:
+    """One consolidation of a period, as recorded."""
+
+    id: int
+    period: str
+    run_at: str
+    register_fingerprint: str
+    master: str | None
+    master_sha256: str | None
+    archived: str | None
+    files: int
+    valid_returns: int
+    items: int
+    items_with_data: int
+    current: bool = False
+
+
+def items_with_data(values: Iterable[dict]) -> int:
+    """How many recorded values carry an answer: a value, a status or a score (a measure
+    returned with no data, or an item with no return, does not count)."""
+    return sum(1 for v in values if v.get("status") not in (None, "No data", "No return"))
+
+
+class HistoryUnavailable(OutputNotWritable):
+    """The history database cannot be opened or created where it was asked for."""
+
+
 class HistoryBusy(Exception):
     """Another process holds the history database for writing."""
 
 
 class History:
-    """The history database. Use as a context manager, or call :meth:`close`."""
+    """The history database. Use as a context manager, or call :meth:`close`.
+
+    Raises:
+        HistoryUnavailable: when the database cannot be created or opened at ``path`` (a
+            folder that cannot be written, a file that is not a database).
+    """
 
     def __init__(self, path: str | Path, timeout: float = 5.0):
         self.path = Path(path)
         self.timeout = timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are begun explicitly, so a write takes the lock
-        # up front (BEGIN IMMEDIATE) and a second writer fails fast with a clear message.
-        self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are begun explicitly, so a write takes the
+            # lock up front (BEGIN IMMEDIATE) and a second writer fails fast with a message.
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._bring_up_to_date()
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            self.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise HistoryBusy(f"the history database {self.path} is busy: another consolidation is writing to it; try again when it has finished") from exc
+            raise HistoryUnavailable(self.path, _why(exc, self.path)) from exc
+
+    def _bring_up_to_date(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            old = "item_value" in tables and "run_id" not in {r[1] for r in self.db.execute("PRAGMA table_info(item_value)")}
+            if old:
+                for t in ("consolidation", "item_value", "submission"):
+                    self.db.execute(f"ALTER TABLE {t} RENAME TO {t}_v1")
+                self.db.execute("DROP INDEX IF EXISTS item_value_ref")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            if old:
+                self._from_v1()
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _from_v1(self) -> None:
+        """Each period of a first-layout database becomes one run, its current one."""
+        for period, run_at, fingerprint, master, items in self.db.execute("SELECT period, run_at, register_fingerprint, master, items FROM consolidation_v1").fetchall():
+            files, valid = self.db.execute("SELECT COUNT(*), COALESCE(SUM(used), 0) FROM submission_v1 WHERE period = ?", (period,)).fetchone()
+            with_data = self.db.execute("SELECT COUNT(*) FROM item_value_v1 WHERE period = ? AND status IS NOT NULL AND status NOT IN ('No data', 'No return')", (period,)).fetchone()[0]
+            run_id = self.db.execute(
+                "INSERT INTO run (period, run_at, register_fingerprint, master, files, valid_returns, items, items_with_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (period, run_at, fingerprint, master, files, valid, items, with_data),
+            ).lastrowid
+            self.db.execute("INSERT INTO consolidation VALUES (?, ?)", (period, run_id))
+            cols = ", ".join(_V1_VALUE_COLUMNS)
+            self.db.execute(f"INSERT INTO item_value (run_id, {cols}) SELECT ?, {cols} FROM item_value_v1 WHERE period = ?", (run_id, period))
+            cols = ", ".join(SUBMISSION_COLUMNS)
+            self.db.execute(f"INSERT INTO submission (run_id, {cols}) SELECT ?, {cols} FROM submission_v1 WHERE period = ?", (run_id, period))
+        for t in ("consolidation", "item_value", "submission"):
+            self.db.execute(f"DROP TABLE {t}_v1")
 
     def __enter__(self):
         return self
@@ -100,7 +202,9 @@ class History:
         self.close()
 
     def close(self):
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
     def periods(self) -> list[str]:
         """Consolidated periods, oldest first."""
@@ -108,23 +212,51 @@ class History:
         return sorted((r[0] for r in rows), key=lambda p: Period.parse(p))
 
     def values_for(self, period: Period | str) -> dict[str, dict]:
-        """Every item's recorded values for one period, by ref."""
+        """Every item's values in the current run of one period, by ref."""
         key = Period.parse(period).key
-        cur = self.db.execute("SELECT * FROM item_value WHERE period = ?", (key,))
-        names = [d[0] for d in cur.description]
-        return {row[1]: dict(zip(names, row)) for row in cur.fetchall()}
+        cur = self.db.execute(
+            f"SELECT {', '.join(VALUE_COLUMNS)} FROM item_value WHERE run_id = (SELECT run_id FROM consolidation WHERE period = ?)",
+            (key,),
+        )
+        return {row[1]: dict(zip(VALUE_COLUMNS, row)) for row in cur.fetchall()}
 
     def latest_actuals(self, before: Period | str | None = None) -> dict[str, float]:
         """The most recent consolidated actual of each measure (before a period, if given)."""
+        return {ref: actual for ref, (_, actual) in self.latest_values(before).items()}
+
+    def latest_values(self, before: Period | str | None = None) -> dict[str, tuple[str, float]]:
+        """The most recent consolidated actual of each measure and the period it is for
+        (before a period, if given), from each period's current run."""
         out: dict[str, tuple[Period, float]] = {}
         limit = Period.parse(before) if before else None
-        for period, ref, actual in self.db.execute("SELECT period, ref, actual FROM item_value WHERE actual IS NOT NULL"):
+        cur = self.db.execute("SELECT iv.period, iv.ref, iv.actual FROM item_value iv JOIN consolidation c ON iv.run_id = c.run_id WHERE iv.actual IS NOT NULL")
+        for period, ref, actual in cur:
             p = Period.parse(period)
             if limit and p >= limit:
                 continue
             if ref not in out or out[ref][0] < p:
                 out[ref] = (p, actual)
-        return {ref: v for ref, (_, v) in out.items()}
+        return {ref: (p.key, v) for ref, (p, v) in out.items()}
+
+    def _runs(self, where: str = "", args: tuple = ()) -> list[Run]:
+        current = {r[0] for r in self.db.execute("SELECT run_id FROM consolidation")}
+        cur = self.db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM run {where} ORDER BY id", args)
+        return [Run(*row, current=row[0] in current) for row in cur.fetchall()]
+
+    def runs(self, period: Period | str | None = None) -> list[Run]:
+        """Every recorded run (of one period, if given), oldest first."""
+        if period is None:
+            return self._runs()
+        return self._runs("WHERE period = ?", (Period.parse(period).key,))
+
+    def run(self, run_id: int) -> Run | None:
+        found = self._runs("WHERE id = ?", (run_id,))
+        return found[0] if found else None
+
+    def current_run(self, period: Period | str) -> Run | None:
+        """The run whose values stand for the period now (None: never consolidated)."""
+        row = self.db.execute("SELECT run_id FROM consolidation WHERE period = ?", (Period.parse(period).key,)).fetchone()
+        return self.run(row[0]) if row else None
 
     def record(
         self,
@@ -134,68 +266,121 @@ class History:
         master: str | None,
         values: Iterable[dict],
         submissions: Iterable[dict],
-    ) -> None:
-        """Replace one period's rows, all in one transaction.
+        *,
+        master_sha256: str | None = None,
+    ) -> int:
+        """Record a run of one period and make it the current one, in one transaction.
+
+        Returns:
+            the run's id.
 
         Raises:
             HistoryBusy: when another consolidation is writing.
         """
-        self._write(period, run_at, register_fingerprint, master, values, submissions)
+        run_id, _ = self._write(period, run_at, register_fingerprint, master, values, submissions)
         try:
+            self._finish(run_id, None, {"master_sha256": master_sha256})
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        return run_id
 
-    def _write(self, period: Period, run_at, register_fingerprint, master, values, submissions) -> None:
-        """Begin a write transaction and replace the period's rows in it, leaving it open.
+    def _write(self, period: Period, run_at, register_fingerprint, master, values, submissions) -> tuple[int, int | None]:
+        """Begin a write transaction and record the run in it, leaving it open.
+
+        Returns:
+            the new run's id, and that of the run it replaces as current (None: the first).
 
         Raises:
             HistoryBusy: when another consolidation is writing.
         """
-        # Sorted by ref, rows go into the (period, ref) key in order: about twice as fast.
+        # Sorted by ref, rows go into the (run_id, ref) key in order: about twice as fast.
         values = sorted(values, key=operator.itemgetter("ref"))
         submissions = list(submissions)
-        pick = operator.itemgetter(*VALUE_COLUMNS[1:])
-        try:
-            value_rows = [(period.key, *pick(v)) for v in values]
-        except KeyError:
-            value_rows = [tuple(v.get(c) if c != "period" else period.key for c in VALUE_COLUMNS) for v in values]
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise HistoryBusy(f"the history database {self.path} is busy: another consolidation is writing to it; try again when it has finished") from exc
         try:
-            for table in ("item_value", "submission", "consolidation"):
-                self.db.execute(f"DELETE FROM {table} WHERE period = ?", (period.key,))
-            self.db.execute(
-                "INSERT INTO consolidation VALUES (?, ?, ?, ?, ?)", (period.key, run_at, register_fingerprint, master, len(values))
-            )
+            before = self.db.execute("SELECT run_id FROM consolidation WHERE period = ?", (period.key,)).fetchone()
+            run_id = self.db.execute(
+                "INSERT INTO run (period, run_at, register_fingerprint, master, files, valid_returns, items, items_with_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (period.key, run_at, register_fingerprint, master, len(submissions), sum(1 for s in submissions if s.get("used")), len(values), items_with_data(values)),
+            ).lastrowid
+            self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
+            pick = operator.itemgetter(*VALUE_COLUMNS[1:])
+            try:
+                value_rows = [(run_id, period.key, *pick(v)) for v in values]
+            except KeyError:
+                value_rows = [(run_id, period.key, *(v.get(c) for c in VALUE_COLUMNS[1:])) for v in values]
+            self.db.executemany(f"INSERT INTO item_value (run_id, {', '.join(VALUE_COLUMNS)}) VALUES ({', '.join('?' * (len(VALUE_COLUMNS) + 1))})", value_rows)
             self.db.executemany(
-                f"INSERT INTO item_value VALUES ({', '.join('?' * len(VALUE_COLUMNS))})",
-                value_rows,
-            )
-            self.db.executemany(
-                f"INSERT INTO submission VALUES ({', '.join('?' * len(SUBMISSION_COLUMNS))})",
-                [tuple(s.get(c) if c != "period" else period.key for c in SUBMISSION_COLUMNS) for s in submissions],
+                f"INSERT INTO submission (run_id, {', '.join(SUBMISSION_COLUMNS)}) VALUES ({', '.join('?' * (len(SUBMISSION_COLUMNS) + 1))})",
+                [(run_id, *(s.get(c) if c != "period" else period.key for c in SUBMISSION_COLUMNS)) for s in submissions],
             )
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        return run_id, (before[0] if before else None)
+
+    def _finish(self, run_id: int, previous_id: int | None, finish: dict) -> None:
+        """What is known only once the master is in place: its SHA-256, and where the master
+        it replaced was archived (on the run that had made it)."""
+        if finish.get("master_sha256"):
+            self.db.execute("UPDATE run SET master_sha256 = ? WHERE id = ?", (finish["master_sha256"], run_id))
+        if finish.get("archived") and previous_id is not None:
+            self.db.execute("UPDATE run SET archived = ? WHERE id = ?", (finish["archived"], previous_id))
+
+    def set_current(self, run: Run, archived_current: str | None = None) -> None:
+        """Make an earlier run the period's current one (within a transaction begun by
+        :meth:`begin`); ``archived_current`` is where the master of the run it replaces went."""
+        now = self.current_run(run.period)
+        if now is not None and archived_current:
+            self.db.execute("UPDATE run SET archived = ? WHERE id = ?", (archived_current, now.id))
+        self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (run.period, run.id))
+
+    @contextmanager
+    def transaction(self):
+        """One write transaction: committed when the block succeeds, else rolled back.
+
+        Raises:
+            HistoryBusy: when another consolidation is writing.
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise HistoryBusy(f"the history database {self.path} is busy: another consolidation is writing to it; try again when it has finished") from exc
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     @contextmanager
     def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
-        """Record a quarter while the block runs (the master being written), committing only
+        """Record a run while the block runs (the master being written), committing only
         when the block succeeds: the same result as :meth:`record` after the block, in about
         half the wall time of the two, because a forked process does the recording on the
         other core. If the block fails, or this process dies, nothing is recorded.
 
+        The block gets a dict to fill in with what it learns: ``master_sha256`` (the new
+        master's) and ``archived`` (where the master it replaced was put).
+
         Raises:
             HistoryBusy: when another consolidation is writing (at the end of the block).
         """
+        finish: dict = {}
         if not can_fork():
-            yield
-            self.record(period, run_at, register_fingerprint, master, values, submissions)
+            yield finish
+            run_id, previous_id = self._write(period, run_at, register_fingerprint, master, values, submissions)
+            try:
+                self._finish(run_id, previous_id, finish)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
             return
         ctx = multiprocessing.get_context("fork")
         ours, theirs = ctx.Pipe()
@@ -206,12 +391,14 @@ class History:
             try:
                 # A connection of its own: one opened before a fork is never used after it.
                 with History(self.path, timeout=self.timeout) as h:
-                    h._write(period, run_at, register_fingerprint, master, values, submissions)
+                    run_id, previous_id = h._write(period, run_at, register_fingerprint, master, values, submissions)
                     theirs.send(("ready", None))
                     try:
-                        verdict = theirs.recv()
+                        verdict, learned = theirs.recv()
                     except EOFError:  # the parent died: record nothing
-                        verdict = "rollback"
+                        verdict, learned = "rollback", {}
+                    if verdict == "commit":
+                        h._finish(run_id, previous_id, learned)
                     h.db.execute("COMMIT" if verdict == "commit" else "ROLLBACK")
                     theirs.send(("done", None))
             except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -225,16 +412,16 @@ class History:
         theirs.close()
         try:
             try:
-                yield
+                yield finish
             except BaseException:
                 try:
-                    ours.send("rollback")
+                    ours.send(("rollback", {}))
                 except (OSError, ValueError):
                     pass
                 raise
             status, info = _receive(ours)
             if status == "ready":
-                ours.send("commit")
+                ours.send(("commit", finish))
                 status, info = _receive(ours)
             if status == "error":
                 name, message = info
@@ -243,19 +430,45 @@ class History:
             ours.close()
             proc.join()
 
+    def export_rows(self) -> tuple[tuple[str, ...], list[tuple]]:
+        """Every item value of each period's current run: the column names and the rows."""
+        cur = self.db.execute(
+            f"SELECT {', '.join('iv.' + c for c in VALUE_COLUMNS)} FROM item_value iv JOIN consolidation c ON iv.run_id = c.run_id ORDER BY iv.period, iv.portfolio, iv.ref"
+        )
+        return VALUE_COLUMNS, cur.fetchall()
+
     def export_csv(self, out: str | Path) -> int:
-        """Write every recorded item value as CSV (UTF-8 with a BOM, so Excel reads the
+        """Write every current item value as CSV (UTF-8 with a BOM, so Excel reads the
         accents); returns the number of rows.
 
         Text that a spreadsheet would run as a formula when the CSV is opened (commentary
         such as ``=HYPERLINK(...)``, typed by officers) gets a leading apostrophe, which Excel
         and LibreOffice show as plain text; numbers are written as they are.
         """
-        cur = self.db.execute("SELECT * FROM item_value ORDER BY period, portfolio, ref")
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        names, rows = self.export_rows()
         with open(out, "w", newline="", encoding="utf-8-sig") as fh:
             w = csv.writer(fh)
             w.writerow(names)
             w.writerows([tuple("'" + v if isinstance(v, str) and looks_like_formula(v) else v for v in row) for row in rows])
         return len(rows)
+
+
+def _why(exc: BaseException, path: Path) -> str:
+    """Words for why the database at ``path`` could not be opened."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    if "unable to open" in text or "readonly" in text or "read-only" in text:
+        folder = path.parent
+        import os
+
+        if not folder.exists():
+            return "its folder does not exist"
+        if not os.access(folder, os.W_OK):
+            return "its folder cannot be written"
+        if path.exists() and not os.access(path, os.W_OK):
+            return "the file cannot be written"
+        return text
+    if "not a database" in text:
+        return "the file is not a derbyxl history database"
+    return text

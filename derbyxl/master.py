@@ -39,8 +39,11 @@ DATA_COLUMNS = (
     ("Target", "target", 12),
     ("Status", "status", 12),
     ("DoT", "dot", 14),
+    ("DoT compared with", "dot_against", 12),
     ("DoT short term", "dot_short", 14),
+    ("DoT short term compared with", "dot_short_against", 12),
     ("Previous actual", "previous_actual", 13),
+    ("Previous actual for", "previous_period", 12),
     ("Risk score", "score", 10),
     ("Reported status", "status_word", 16),
     ("Commentary", "commentary", 60),
@@ -206,8 +209,8 @@ def _summary(wb, f, register, result, name):
         ws.write_string(2, 0, "Missing or invalid: " + "; ".join(shown) + more, f.note)
     if len(register.portfolios) > MAX_PORTFOLIO_SHEETS:
         ws.write_string(3, 0, f"{len(register.portfolios)} portfolios: filter the Data sheet by Portfolio for one portfolio's items.", f.note)
-    headers = ["", "Measures", "Actions", "Projects", "Risks", *MEASURE_STATUSES, "% meeting target (where set)", "% improved (year on year)", "% actions delivered or on track", "% projects Green or Green/Amber"]
-    widths = [46, 9, 8, 8, 7, 7, 7, 7, 7, 9, 8, 12, 12, 12, 12]
+    headers = ["", "Measures", "Actions", "Projects", "Risks", *MEASURE_STATUSES, "% meeting target (where set)", "% improved (year on year)", "Measures compared with last year", "% actions delivered or on track", "% projects Green or Green/Amber"]
+    widths = [46, 9, 8, 8, 7, 7, 7, 7, 7, 9, 8, 12, 12, 12, 12, 12]
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
     r = 4
@@ -259,11 +262,11 @@ def _summary_row(ws, f, r, g, label_fmt, num, pct):
         ws.write_number(r, 1 + c, g.counts[k], num)
     for c, s in enumerate(MEASURE_STATUSES):
         ws.write_number(r, 5 + c, g.measure_status[s], num)
-    for c, v in enumerate((g.pct_meeting_target, g.pct_improved, g.pct_actions_on_track, g.pct_projects_green)):
+    for c, v in enumerate((g.pct_meeting_target, g.pct_improved, g.compared, g.pct_actions_on_track, g.pct_projects_green)):
         if v is None:
             ws.write_string(r, 11 + c, "-", label_fmt)
         else:
-            ws.write_number(r, 11 + c, v, pct)
+            ws.write_number(r, 11 + c, v, num if c == 2 else pct)
 
 
 PORTFOLIO_COLUMNS = (

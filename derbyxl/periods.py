@@ -1,7 +1,9 @@
 """Reporting periods: quarters of the council's financial year (1 April to 31 March).
 
-A period is written ``2024-25-Q4`` on the command line (``2024/25 Q4`` is accepted too) and
-shown as ``2024/25 Q4``. Q1 is April-June, Q4 is January-March of the second calendar year.
+A period is written ``2024-25-Q4`` on the command line and shown as ``2024/25 Q4``. Q1 is
+April-June, Q4 is January-March of the second calendar year. The ways councils write a quarter
+are read too when they are unambiguous: ``2024/25 Q4``, ``Q4 2024/25``, ``Q4 24/25``,
+``Jan-Mar 2025`` and ``March 2025`` (the quarter that month ends).
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import re
 from dataclasses import dataclass
 
 _PATTERN = re.compile(
-    r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*[-/ _]?\s*Q([1-4])\s*$", re.IGNORECASE
+    r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*[-/ _,]?\s*Q([1-4])\s*$", re.IGNORECASE
 )
+#: The quarter first: ``Q4 2024/25``, ``Q4 24/25``, ``Q4 FY2024-25``.
+_QUARTER_FIRST = re.compile(
+    r"^\s*Q([1-4])\s*[-/ _,]?\s*(?:FY\s*)?(\d{4}|\d{2})\s*[-/]\s*(\d{2}|\d{4})\s*$", re.IGNORECASE
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+#: Months: ``March 2025`` (the quarter that month ends) or ``Jan-Mar 2025`` (a quarter's months).
+_MONTH = re.compile(r"^\s*(?:([a-z]{3,9})\s*(?:-|to|–)\s*)?([a-z]{3,9})\.?\s*(\d{4})\s*$", re.IGNORECASE)
 
 
 class PeriodError(ValueError):
@@ -42,9 +51,18 @@ class Period:
         if isinstance(text, Period):
             return text
         m = _PATTERN.match(str(text))
-        if not m:
-            raise PeriodError(f"{text!r} is not a period; write it like 2024-25-Q4 or '2024/25 Q4'")
-        start, end, q = int(m.group(1)), m.group(2), int(m.group(3))
+        if m:
+            start_text, end, q = m.group(1), m.group(2), int(m.group(3))
+        elif (m := _QUARTER_FIRST.match(str(text))) is not None:
+            q, start_text, end = int(m.group(1)), m.group(2), m.group(3)
+            if len(start_text) == 2:
+                start_text = "20" + start_text
+        else:
+            by_month = _from_months(str(text))
+            if by_month is None:
+                raise PeriodError(f"{text!r} is not a period; write it like 2024-25-Q4 or '2024/25 Q4'")
+            return by_month
+        start = int(start_text)
         end_year = int(end) if len(end) == 4 else (start // 100) * 100 + int(end)
         if len(end) == 2 and end_year < start:
             end_year += 100
@@ -101,6 +119,41 @@ class Period:
     def due_date(self, days_after_end: int = 21) -> dt.date:
         """When returns are due: by default three weeks after the quarter ends."""
         return self.end + dt.timedelta(days=days_after_end)
+
+
+def _month(word: str) -> int | None:
+    word = word.lower()
+    for i, name in enumerate(_MONTHS, start=1):
+        if word.startswith(name) and (len(word) == 3 or _FULL_MONTHS[i - 1].startswith(word)):
+            return i
+    return None
+
+
+_FULL_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
+
+
+def _from_months(text: str) -> Period | None:
+    """``March 2025`` (the quarter ending in March 2025) or ``Jan-Mar 2025``
+    (the first and last months of one quarter); None when the text is neither."""
+    m = _MONTH.match(text)
+    if not m:
+        return None
+    last = _month(m.group(2))
+    first = _month(m.group(1)) if m.group(1) else None
+    if last is None or (m.group(1) and first is None):
+        return None
+    if first is not None and (last - first) % 12 != 2:
+        return None  # not the months of one quarter
+    if first is None and last % 3 != 0:
+        return None  # "January 2025": a month inside a quarter says no quarter for sure
+    year = int(m.group(3))
+    if first is not None and first > last:
+        year -= 1  # "Nov-Jan 2025" would start in 2024; no financial quarter does, refused below
+    quarter = ((last - 4) % 12) // 3 + 1
+    start_year = year if last >= 4 else year - 1
+    if first is not None and ((first - 4) % 12) // 3 + 1 != quarter:
+        return None
+    return Period(start_year, quarter)
 
 
 def period_key(text: str | Period | None) -> str | None:

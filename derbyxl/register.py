@@ -14,7 +14,11 @@ Theme              yes       the Council Plan theme
 Unit               measures  percent, number, money, rate, days, kg, km or score
 Polarity           measures  higher or lower (which way is better); required with a target
 Target             no        empty, ``N/A`` or ``No target`` mean no target
+Target Q1 .. Q4    no        the target for one quarter (a profile for cumulative measures);
+                             a quarter without one uses Target
 Previous actual    no        last reported value, used for direction of travel
+Previous period    no        the quarter Previous actual is for (``2024/25 Q4``); without
+                             it, Previous actual is last year's outturn, compared at Q4 only
 Lead officer       no        who answers for it
 Email              no        where the return goes
 Green within       no        how far worse than target is still Green (default 2%)
@@ -25,12 +29,18 @@ Minimum, Maximum   no        plausible range of the actual; percent defaults to 
 
 Percent values follow Excel: a cell showing 4.7% holds 0.047, and the text ``4.7%`` means the
 same. A faulty register is refused with every problem listed, not the first only.
+
+Registers as councils keep them load as they are: the header row may sit below a title and
+blank rows, a CSV may be UTF-8 (with or without a BOM) or Windows' cp1252 (what Excel writes as
+plain "CSV"), and an ``.xlsx`` is pre-scanned like a return (:mod:`derbyxl.guard`) before
+python-calamine reads it.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import io
 import hashlib
 import operator
 import re
@@ -56,17 +66,16 @@ _KIND_ALIASES = {
     "strategic risk": "risk",
 }
 _POLARITY_ALIASES = {
-    "higher": "higher",
-    "higher is better": "higher",
-    "high": "higher",
-    "up": "higher",
-    "lower": "lower",
-    "lower is better": "lower",
-    "low": "lower",
-    "down": "lower",
+    **{w: "higher" for w in ("higher", "high", "up", "bigger", "larger", "greater", "more", "increase", "+")},
+    **{f"{w} is better": "higher" for w in ("higher", "high", "bigger", "larger", "greater", "more")},
+    **{w: "lower" for w in ("lower", "low", "down", "smaller", "less", "fewer", "decrease", "-")},
+    **{f"{w} is better": "lower" for w in ("lower", "low", "smaller", "less", "fewer")},
 }
 REQUIRED_COLUMNS = ("Ref", "Kind", "Description", "Portfolio", "Theme", "Unit", "Polarity", "Target", "Previous actual")
-OPTIONAL_COLUMNS = ("Lead officer", "Email", "Green within", "Amber within", "Blue from", "Minimum", "Maximum")
+QUARTER_TARGET_COLUMNS = ("Target Q1", "Target Q2", "Target Q3", "Target Q4")
+OPTIONAL_COLUMNS = ("Lead officer", "Email", "Green within", "Amber within", "Blue from", "Minimum", "Maximum", *QUARTER_TARGET_COLUMNS, "Previous period")
+#: How far down a sheet or CSV to look for the header row, below titles and blank rows.
+HEADER_SEARCH_ROWS = 30
 #: A number written plainly (12, -3.5): read as it is, whatever the unit.
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NO_TARGET = {"", "n/a", "na", "no target", "n/a - action", "n/a - project", "n/a project", "none", "-"}
@@ -95,7 +104,19 @@ class Item:
     tolerances: Tolerances = KEY
     minimum: float | None = None
     maximum: float | None = None
+    #: Targets for Q1..Q4 where the register profiles the year (None where it does not).
+    quarter_targets: tuple[float | None, float | None, float | None, float | None] | None = None
+    #: The period key of ``previous_actual`` when the register says (``2024-25-Q4``).
+    previous_period: str | None = None
     row: int | None = field(default=None, compare=False)
+
+    def target_for(self, quarter: int) -> float | None:
+        """The target for a quarter (1-4): its own when the register profiles it, else Target."""
+        if self.quarter_targets is not None:
+            t = self.quarter_targets[quarter - 1]
+            if t is not None:
+                return t
+        return self.target
 
     @property
     def bounds(self) -> tuple[float | None, float | None]:
@@ -204,29 +225,75 @@ _TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
 _KEY_TUPLE = astuple(KEY)
 
 
-def _read_rows(path: Path) -> Iterator[list]:
-    """The register's rows, header first, one at a time: a register of 200,000 rows is never
-    held as a whole list of cells beside the items made from it."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            yield from csv.reader(fh)
-        return
-    if suffix in (".xlsx", ".xlsm"):
-        from derbyxl.safe_openpyxl import load_workbook
+def _register_limits():
+    """Bounds for a register workbook: far larger than a return's, still small enough that
+    python-calamine never allocates a grid it cannot hold (see :mod:`derbyxl.guard`)."""
+    from derbyxl.guard import Limits
 
-        wb = load_workbook(path, read_only=True, data_only=True)
-        try:
-            if "Register" not in wb.sheetnames:
-                raise RegisterError(
-                    str(path), [RegisterProblem(None, None, f"no sheet named 'Register' (sheets: {', '.join(wb.sheetnames)})")]
-                )
-            for r in wb["Register"].iter_rows(values_only=True):
-                yield list(r)
-        finally:
-            wb.close()
+    return Limits(
+        max_file_bytes=200_000_000,
+        max_uncompressed_bytes=2_000_000_000,
+        max_compression_ratio=1_000,
+        max_rows=1_000_000,
+        max_cols=80,
+        max_cells=20_000_000,
+        max_seconds=600.0,
+    )
+
+
+def _decode_csv(data: bytes) -> str:
+    """A CSV's text: UTF-8 (with or without a BOM), else Windows-1252, which is what Excel
+    writes when a sheet is saved as plain "CSV" (a £ is one byte, 0xA3, there)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _read_rows(path: Path) -> Iterator[list]:
+    """The register's rows, titles and header included, one at a time."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        yield from csv.reader(io.StringIO(_decode_csv(path.read_bytes()), newline=""))
         return
-    raise RegisterError(str(path), [RegisterProblem(None, None, "a register is an .xlsx or .csv file")])
+    if suffix in (".xlsx", ".xlsm", ".ods"):
+        yield from _read_workbook(path)
+        return
+    if suffix == ".xls":
+        raise RegisterError(str(path), [RegisterProblem(None, None, "this is an old-style .xls workbook: open it and save it as Excel Workbook (.xlsx), or as CSV")])
+    raise RegisterError(str(path), [RegisterProblem(None, None, f"a register is an .xlsx or .csv file, not {suffix or 'a file without an extension'}")])
+
+
+def _read_workbook(path: Path) -> Iterator[list]:
+    """The rows of the ``Register`` sheet (or the only sheet), read by python-calamine once the
+    file has passed the same pre-scan as a return: a register is emailed about too."""
+    import python_calamine as calamine
+
+    from derbyxl.guard import scan
+
+    if path.suffix.lower() != ".ods":
+        res = scan(path, _register_limits(), workbook=path.name)
+        if not res.ok:
+            raise RegisterError(str(path), [RegisterProblem(None, None, f.message + ". " + f.hint) for f in res.findings if f.severity == "error"])
+    try:
+        wb = calamine.CalamineWorkbook.from_path(str(path))
+        names = wb.sheet_names
+        wanted = next((n for n in names if header_key(n) == "register"), None)
+        try:
+            visible = [s.name for s in wb.sheets_metadata if "hidden" not in str(s.visible).lower()] or names
+        except AttributeError:  # python-calamine before 0.2 tells no visibility
+            visible = names
+        if wanted is None and len(visible) == 1:
+            wanted = visible[0]
+        if wanted is None:
+            raise RegisterError(str(path), [RegisterProblem(None, None, f"no sheet named 'Register' (sheets: {', '.join(names)}); name the register's sheet Register")])
+        rows = wb.get_sheet_by_name(wanted).to_python(skip_empty_area=False)
+    except RegisterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - calamine raises assorted types for damaged files
+        raise RegisterError(str(path), [RegisterProblem(None, None, f"the workbook could not be read ({type(exc).__name__}: {exc}); open it in Excel, save it, and try again")]) from exc
+    for row in rows:
+        yield [None if v == "" else v for v in row]
 
 
 def cell_text(v) -> str:
@@ -256,7 +323,16 @@ def load_register(path: str | Path) -> Register:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no register at {path}")
-    register = parse_register(_read_rows(path), source=str(path))
+    if path.is_dir():
+        raise RegisterError(str(path), [RegisterProblem(None, None, "this is a folder; give the register's file (.xlsx or .csv)")])
+    if path.suffix.lower() in (".csv", ".txt"):
+        # Read once: the same bytes are parsed and give the fingerprint.
+        key = _stat_key(path)
+        data = path.read_bytes()
+        _FINGERPRINTS[key] = hashlib.sha256(data).hexdigest()[:16]
+        register = parse_register(csv.reader(io.StringIO(_decode_csv(data), newline="")), source=str(path))
+    else:
+        register = parse_register(_read_rows(path), source=str(path))
     register._fingerprints[""] = file_fingerprint(path)
     return register
 
@@ -265,26 +341,53 @@ def load_register(path: str | Path) -> Register:
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def file_fingerprint(path: str | Path) -> str:
     """The fingerprint of a register loaded from ``path``, without loading it. A file hashed
     before in this process and unchanged since (the same size, modification time and inode)
     is not read again: a command asks before loading the register and again as it loads."""
     path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    key = _stat_key(path)
     if key not in _FINGERPRINTS:
         _FINGERPRINTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return _FINGERPRINTS[key]
 
 
+def _find_header(rows: Iterator[list]) -> tuple[list | None, int, list[tuple[int, list]]]:
+    """The header row, its 1-based number, and the rows looked at before it: the first row
+    among the first :data:`HEADER_SEARCH_ROWS` that holds Ref and two more of the required
+    headers (a register may open with a title, a date and blank rows)."""
+    wanted = {header_key(c) for c in REQUIRED_COLUMNS}
+    seen: list[tuple[int, list]] = []
+    for n, row in enumerate(rows, start=1):
+        keys = {header_key(c) for c in row if c is not None}
+        if "ref" in keys and len(keys & wanted) >= 3:
+            return row, n, seen
+        seen.append((n, row))
+        if n >= HEADER_SEARCH_ROWS:
+            break
+    return None, 0, seen
+
+
 def parse_register(rows: Iterable[list], source: str = "register") -> Register:
-    """Build a register from rows of cells (a list, or an iterator read once), the first
-    being the header."""
+    """Build a register from rows of cells (a list, or an iterator read once): the header row
+    is the first, or the first below titles and blank rows that names the required columns."""
     problems: list[RegisterProblem] = []
     rows = iter(rows)
-    first = next(rows, None)
+    first, header_row, seen_rows = _find_header(rows)
     if first is None:
-        raise RegisterError(source, [RegisterProblem(None, None, "the register is empty")])
+        if not seen_rows:
+            raise RegisterError(source, [RegisterProblem(None, None, "the register is empty")])
+        best = max(seen_rows, key=lambda r: sum(1 for c in r[1] if cell_text(c)))
+        found = [cell_text(c) for c in best[1] if cell_text(c)]
+        raise RegisterError(
+            source,
+            [RegisterProblem(None, None, f"no header row naming {', '.join(REQUIRED_COLUMNS)} in the first {HEADER_SEARCH_ROWS} rows; the fullest row (row {best[0]}) has: {', '.join(found) or 'nothing'}")],
+        )
     header = [header_key(h) for h in first]
     columns: dict[str, int] = {}
     for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
@@ -292,8 +395,10 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
         if key in header:
             columns[name] = header.index(key)
         elif name in REQUIRED_COLUMNS:
-            problems.append(RegisterProblem(1, name, "required column is missing"))
+            problems.append(RegisterProblem(header_row, name, "required column is missing"))
     if problems:
+        seen = ", ".join(repr(cell_text(h)) for h in first if cell_text(h))
+        problems.append(RegisterProblem(header_row, None, f"the header row (row {header_row}) has: {seen}; headers are matched ignoring case and spaces"))
         raise RegisterError(source, problems)
 
     width = max(columns.values()) + 1
@@ -310,7 +415,7 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     items: list[Item] = []
     seen: dict[str, int] = {}
     new_item = object.__new__
-    for n, row in enumerate(rows, start=2):
+    for n, row in enumerate(rows, start=header_row + 1):
         try:
             blank = not "".join(row).strip()  # rows of a CSV: all text
         except TypeError:
@@ -342,7 +447,7 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
             for col, text in (("Description", description), ("Portfolio", portfolio), ("Theme", theme)):
                 if not text:
                     problems.append(RegisterProblem(n, col, f"{col} is empty"))
-        kind, unit, polarity, target, previous, tolerances, minimum, maximum = fields
+        kind, unit, polarity, target, previous, tolerances, minimum, maximum, quarter_targets, previous_period = fields
         if kind is None or not ref:
             continue
         # Built without the frozen dataclass's __init__, which sets each field through
@@ -363,6 +468,8 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
             tolerances=tolerances,
             minimum=minimum,
             maximum=maximum,
+            quarter_targets=quarter_targets,
+            previous_period=previous_period,
             row=n,
         )
         items.append(item)
@@ -375,8 +482,8 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
 
 #: The columns whose values :func:`_parse_fields` turns into an item's typed fields: those
 #: whose combinations repeat from row to row, and the numbers, which mostly do not.
-_KIND_COLUMNS = ("Kind", "Unit", "Polarity", "Green within", "Amber within", "Blue from")
-_NUMBER_COLUMNS = ("Target", "Previous actual", "Minimum", "Maximum")
+_KIND_COLUMNS = ("Kind", "Unit", "Polarity", "Green within", "Amber within", "Blue from", "Previous period")
+_NUMBER_COLUMNS = ("Target", "Previous actual", "Minimum", "Maximum", *QUARTER_TARGET_COLUMNS)
 _FIELD_COLUMNS = _KIND_COLUMNS + _NUMBER_COLUMNS
 
 
@@ -385,10 +492,11 @@ def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[t
     :data:`_KIND_COLUMNS` and :data:`_NUMBER_COLUMNS`, in order).
 
     Returns:
-        (kind, unit, polarity, target, previous, tolerances, minimum, maximum) and the
+        (kind, unit, polarity, target, previous, tolerances, minimum, maximum,
+        quarter_targets, previous_period) and the
         problems found, as (column, message).
     """
-    kind, unit, polarity, pol_text, tolerances, early, late = _kind_fields(*kind_cells)
+    kind, unit, polarity, pol_text, tolerances, previous_period, early, late = _kind_fields(*kind_cells)
     problems = list(early)
     numbers = []
     for col, value in zip(_NUMBER_COLUMNS, number_cells):
@@ -398,13 +506,16 @@ def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[t
             numbers.append(float(value))  # what parse_value makes of it, without its message
         else:
             numbers.append(_number(value, col, unit, problems))
-    target, previous, minimum, maximum = numbers
-    if kind == "measure" and target is not None and polarity is None and not pol_text:
+    target, previous, minimum, maximum, *by_quarter = numbers
+    quarter_targets = tuple(by_quarter) if any(t is not None for t in by_quarter) else None
+    if kind == "measure" and (target is not None or quarter_targets) and polarity is None and not pol_text:
         problems.append(("Polarity", "a measure with a target needs a polarity (higher or lower)"))
-    if kind in ("action", "project", "risk") and target is not None:
-        problems.append(("Target", f"a {kind} has no target"))
+    if kind in ("action", "project", "risk"):
+        for col, t in zip(("Target", *QUARTER_TARGET_COLUMNS), (target, *by_quarter)):
+            if t is not None:
+                problems.append((col, f"a {kind} has no target"))
     problems.extend(late)
-    fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum)
+    fields = (kind, unit if kind == "measure" else None, polarity, target, previous, tolerances, minimum, maximum, quarter_targets, previous_period)
     return fields, problems
 
 
@@ -423,7 +534,7 @@ def _number(value, col: str, unit: str | None, problems: list[tuple[str, str]]) 
 
 
 @functools.lru_cache(maxsize=4096)
-def _kind_fields(kind_cell, unit_cell, polarity_cell, green_cell, amber_cell, blue_cell) -> tuple:
+def _kind_fields(kind_cell, unit_cell, polarity_cell, green_cell, amber_cell, blue_cell, period_cell=None) -> tuple:
     """The part of a row's fields that repeats from row to row (its numbers do not): kind,
     unit, polarity (and the polarity as written), tolerances, and the problems found, those
     reported before the numbers' and those after. Results are shared: never change them."""
@@ -461,7 +572,15 @@ def _kind_fields(kind_cell, unit_cell, polarity_cell, green_cell, amber_cell, bl
             tolerances = Tolerances(**{**asdict(KEY), **tol})
         except ValueError as exc:
             late.append(("Amber within", str(exc)))
-    return kind, unit, polarity, pol_text, tolerances, tuple(early), tuple(late)
+    previous_period = None
+    period_text = cell_text(period_cell)
+    if period_text:
+        from derbyxl.periods import period_key
+
+        previous_period = period_key(period_text)
+        if previous_period is None:
+            late.append(("Previous period", f"{period_text!r} is not a quarter; write it like 2024/25 Q4"))
+    return kind, unit, polarity, pol_text, tolerances, previous_period, tuple(early), tuple(late)
 
 
 def sample_register_path() -> Path:

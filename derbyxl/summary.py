@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from derbyxl import rag
 
 MEASURE_STATUSES = (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED, rag.NO_TARGET, rag.NO_DATA)
+_DIRECTIONS = (rag.IMPROVING, rag.SAME, rag.DETERIORATING)
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Summary:
     measure_status: Counter
     pct_meeting_target: float | None
     pct_improved: float | None
+    #: How many measures the % improved is out of: those compared with the same quarter
+    #: last year (a measure with "No comparison" is not counted either way).
+    compared: int
     pct_actions_on_track: float | None
     pct_projects_green: float | None
 
@@ -33,7 +37,8 @@ def summarise(rows: list[dict], name: str) -> Summary:
     """Summarise rows (as built by :func:`derbyxl.consolidate.build_rows`).
 
     - % meeting target: Blue or Green among measures with a target and a value;
-    - % improved: long-term direction Improving among measures with a direction;
+    - % improved: year-on-year direction Improving among measures that were compared with
+      the same quarter last year (``compared`` says how many);
     - % actions delivered or on track: Blue or Green among actions with a status;
     - % projects Green or Green/Amber (or Blue, complete) among projects with a status.
     """
@@ -46,7 +51,7 @@ def summarise(rows: list[dict], name: str) -> Summary:
         counts[kind] += 1
         if kind == "measure":
             status[st] += 1
-            if r.get("dot"):
+            if r.get("dot") in _DIRECTIONS:
                 dots[r["dot"]] += 1
         elif kind == "action" and st in rag.RAG_ORDER:
             actions += 1
@@ -61,6 +66,7 @@ def summarise(rows: list[dict], name: str) -> Summary:
         measure_status=status,
         pct_meeting_target=_pct(status[rag.BLUE] + status[rag.GREEN], rated),
         pct_improved=_pct(dots[rag.IMPROVING], sum(dots.values())),
+        compared=sum(dots.values()),
         pct_actions_on_track=_pct(actions_on_track, actions),
         pct_projects_green=_pct(projects_green, projects),
     )

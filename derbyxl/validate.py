@@ -44,6 +44,7 @@ def validate_paths(
     period: Period | str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     previous: dict[str, dict] | None = None,
+    history=None,
     progress: Callable[[Path], None] | None = None,
     cache: FileCache | None = None,
     workers: int | None = None,
@@ -57,7 +58,10 @@ def validate_paths(
         period: the quarter expected; by default the latest period any return claims, so a
             stale return among current ones is reported.
         limits: bounds on the work per file.
-        previous: last quarter's values and statuses by ref (from history), for plausibility.
+        previous: last quarter's values and statuses by ref (by default from ``history``).
+        history: the :class:`derbyxl.history.History` of earlier quarters: each measure's
+            baseline for plausibility is its latest actual there (:mod:`derbyxl.baseline`),
+            else the register's Previous actual.
         progress: called with each file once it has been read (not for files in the cache).
         cache: per-file results kept by SHA-256 (:class:`derbyxl.cache.FileCache`): files
             found there (checked against the same register, with the same limits) are not
@@ -121,8 +125,13 @@ def validate_paths(
         by_name[f.workbook].findings.append(f)
     for rec in records:
         if rec["bad"]:  # a value found bad across files has no status
-            checks.compute_status(rec, register.by_ref[rec["ref"]])
-    for f in checks.check_cross_field(records, register, previous):
+            checks.compute_status(rec, register.by_ref[rec["ref"]], expected.quarter)
+    latest = {}
+    if history is not None and expected is not None:
+        latest = history.latest_values(before=expected)
+        if previous is None:
+            previous = history.values_for(expected.previous)
+    for f in checks.check_cross_field(records, register, expected, latest, previous) if expected is not None else ():
         by_name[f.workbook].findings.append(f)
     for rec in records:
         checks.make_public(rec)
@@ -207,8 +216,9 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
         report.findings.append(finding("time-limit", name, f"over {limits.max_seconds:g} s"))
         return []
     by_ref = register.by_ref
+    quarter = Period.parse(ident.period).quarter  # rated against the targets of its own quarter
     for rec in records:
-        checks.compute_status(rec, by_ref[rec["ref"]])
+        checks.compute_status(rec, by_ref[rec["ref"]], quarter)
     return records
 
 

@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 
-UNITS = ("percent", "number", "money", "rate", "days", "kg", "km", "score")
+UNITS = ("percent", "number", "money", "rate", "days", "kg", "km", "score", "hours", "weeks", "minutes")
 _UNIT_ALIASES = {
     "%": "percent",
     "pct": "percent",
@@ -30,6 +30,18 @@ _UNIT_ALIASES = {
     "gbp": "money",
     "pounds": "money",
     "day": "days",
+    "working days": "days",
+    "hour": "hours",
+    "hrs": "hours",
+    "hr": "hours",
+    "week": "weeks",
+    "wks": "weeks",
+    "minute": "minutes",
+    "mins": "minutes",
+    "min": "minutes",
+    "£m": "money",
+    "£k": "money",
+    "£000s": "money",
     "kilograms": "kg",
     "kilometres": "km",
     "kilometers": "km",
@@ -48,6 +60,9 @@ NUMBER_FORMATS = {
     "kg": '#,##0.0# "kg"',
     "km": '#,##0.0# "km"',
     "score": "0.0#",
+    "hours": '#,##0.0# "hrs"',
+    "weeks": '#,##0.0# "wks"',
+    "minutes": '#,##0.0# "mins"',
 }
 
 #: Words that mean "no value this quarter" when typed where a number belongs.
@@ -72,7 +87,13 @@ _SUFFIX_BY_UNIT = {
     "kg": ("kg", "kgs", "kilograms"),
     "km": ("km", "kms", "kilometres", "kilometers"),
     "days": ("days", "day", "working days"),
+    "hours": ("hours", "hour", "hrs", "hr", "h"),
+    "weeks": ("weeks", "week", "wks", "wk"),
+    "minutes": ("minutes", "minute", "mins", "min"),
 }
+#: Multipliers written after an amount of money: £1.2m, £450k, £2bn.
+_MONEY_SCALE = {"k": 1e3, "m": 1e6, "mn": 1e6, "bn": 1e9}
+_SCALED = re.compile(r"^([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(k|m|mn|bn)$", re.IGNORECASE)
 # Longest first, so "working days" is tried before "days".
 _SUFFIXES_LONGEST_FIRST = {u: sorted(suffixes, key=len, reverse=True) for u, suffixes in _SUFFIX_BY_UNIT.items()}
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$")
@@ -118,7 +139,7 @@ def describe(value: float, unit: str) -> str:
         return f"{value * 100:.4g}%"
     if unit == "money":
         return f"£{value:,.2f}".replace(".00", "")
-    suffix = {"kg": "kg", "km": "km", "days": " days"}.get(unit, "")
+    suffix = {"kg": "kg", "km": "km", "days": " days", "hours": " hours", "weeks": " weeks", "minutes": " minutes"}.get(unit, "")
     return f"{value:,.6g}{suffix}"
 
 
@@ -178,6 +199,10 @@ def parse_value(raw, unit: str) -> Parsed:
                 body = body[: -len(suf)].strip()
                 break
     body = body.replace(" ", "")
+    scale = 1.0
+    scaled = _SCALED.match(body)
+    if scaled and (pound or unit == "money"):
+        body, scale = scaled.group(1), _MONEY_SCALE[scaled.group(2).lower()]
     if not _NUMBER.match(body):
         if re.fullmatch(r"[+-]?\d+(,\d+)+(\.\d+)?", body) or re.fullmatch(r"[+-]?\d+,\d{1,2}", body):
             return Parsed(
@@ -186,7 +211,7 @@ def parse_value(raw, unit: str) -> Parsed:
                 detail=f"'{raw}': the comma could be a thousands separator or a decimal point",
             )
         return Parsed(None, code="not-a-number", detail=f"'{raw}' is not a number")
-    number = float(body.replace(",", ""))
+    number = float(body.replace(",", "")) * scale
     if percent_sign and unit != "percent":
         return Parsed(
             None, code="unit-mismatch", detail=f"'{raw}' is a percentage, but this measure is in {unit}"

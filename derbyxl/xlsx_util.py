@@ -56,22 +56,80 @@ class NotReplaced(OSError):
     open in Excel; anywhere, a folder of that name. What was there is untouched."""
 
 
+class OutputNotWritable(OSError):
+    """A folder or file derbyxl was asked to write to cannot be created or written: a problem
+    of the environment, not of the data (the command line exits 2 naming the path)."""
+
+    def __init__(self, path, why: str):
+        super().__init__(f"{path}: {why}")
+        self.path = Path(path)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"cannot write to {self.path} ({self.why}); choose a folder you can write to, or ask for access"
+
+
+def ensure_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if need be and check it can be written.
+
+    Raises:
+        OutputNotWritable: naming the folder, when it cannot be created or written.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise OutputNotWritable(folder, "a file stands at that name, not a folder") from exc
+    except OSError as exc:
+        raise OutputNotWritable(folder, exc.strerror or str(exc)) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputNotWritable(folder, "the folder cannot be written")
+    return folder
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux), which
+    is safe with threads; elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode an ordinary new file gets here (0o666 less the umask): what ``open()`` gives,
+    and what derbyxl's atomically written files must get too (a temporary file is made 0o600)."""
+    return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(target: str | Path):
     """Yield a temporary path beside ``target``; on success rename it over ``target``.
 
     The rename is atomic on one file system, so a reader (or a crash) sees either the old file
-    or the new one, never half of one. On failure the temporary file is removed.
+    or the new one, never half of one. On failure the temporary file is removed. The file gets
+    the permissions any new file gets (the umask), not the temporary file's 0o600.
 
     Raises:
         NotReplaced: when the rename fails (what the block raises passes through as it is).
+        OutputNotWritable: when the folder cannot be created or written.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.part-", suffix=target.suffix, dir=target.parent)
+    ensure_folder(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.part-", suffix=target.suffix, dir=target.parent)
+    except OSError as exc:
+        raise OutputNotWritable(target.parent, exc.strerror or str(exc)) from exc
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, new_file_mode())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         try:

@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from derbyxl.consolidate import consolidate
 from derbyxl.demo import fill_return
@@ -58,7 +59,7 @@ def test_data_sheet_has_every_item_with_key_statuses(demo_master, register):
             assert d["Status"] == p["Published status"]
         if d["Kind"] == "risk":
             assert d["Risk score"] == int(p["Published status"].split()[-1])
-    assert ws.tables["PerformanceData"].ref == f"A1:R{len(data) + 1}"
+    assert ws.tables["PerformanceData"].ref == f"A1:{get_column_letter(len(header))}{len(data) + 1}"
 
 
 def _hand_summary(theme):
@@ -89,6 +90,7 @@ def _hand_summary(theme):
         counts,
         met / rated if rated else None,
         improved / with_dot if with_dot else None,
+        with_dot,
         sum(a in ("Blue", "Green") for a in acts) / len(acts) if acts else None,
         sum(p in ("Green", "Green/Amber") for p in projs) / len(projs) if projs else None,
     )
@@ -96,11 +98,12 @@ def _hand_summary(theme):
 
 @pytest.mark.parametrize("theme", ["A City of Growth", "A Green City", "A Resilient City", "A Vibrant City", "Working Smarter"])
 def test_summary_per_theme_matches_hand_computation(demo_master, theme):
-    counts, met, improved, actions, projects = _hand_summary(theme)
+    counts, met, improved, compared, actions, projects = _hand_summary(theme)
     ws = _load(demo_master.master)["Summary"]
     row = next(r for r in ws.iter_rows(values_only=True) if r[0] == theme)
     assert dict(zip(("measure", "action", "project", "risk"), row[1:5])) == counts
-    for got, want in zip(row[11:15], (met, improved, actions, projects)):
+    assert row[13] == compared  # "% improved" says how many measures it is out of
+    for got, want in zip((*row[11:13], *row[14:16]), (met, improved, actions, projects)):
         assert (got == "-") if want is None else got == pytest.approx(want)
 
 
