@@ -40,13 +40,23 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
     the_return = f"the {Period.parse(quarter).label} return" if quarter else "this quarter's return"
     files = report.by_portfolio()
     used = {p: s.report for p, s in choose_submissions(report, register, Period.parse(quarter))[1].items()} if quarter else {}
+    other_quarters: dict[str, list] = {}
+    for fr in report.files:
+        if fr.portfolio and period_key(fr.period) != quarter:
+            other_quarters.setdefault(fr.portfolio, []).append(fr)
     rows = []
     for portfolio in register.portfolios:
         items = register.for_portfolio(portfolio)
         got = files.get(portfolio, [])
+        got_text = "; ".join(fr.workbook for fr in got)
         counts = None  # the file the row's errors and warnings are those of
         if not got:
             status, action = "not returned", f"Send {the_return}."
+            stale = [fr for fr in other_quarters.get(portfolio, ()) if fr.period]
+            if stale:
+                sent = "; ".join(f"{fr.workbook} is the {Period.parse(fr.period).label} template" if period_key(fr.period) else fr.workbook for fr in stale)
+                action = f"Sent the wrong quarter's return ({sent}); send {the_return}, made from its template (derbyxl migrate carries the answers over)."
+                got_text = "; ".join(fr.workbook for fr in stale)
         elif portfolio not in used:
             status = "errors"
             counts = min(got, key=lambda fr: (fr.errors, fr.workbook))
@@ -63,7 +73,7 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
                 "status": status,
                 "lead_officers": "; ".join(sorted({i.lead_officer for i in items if i.lead_officer})),
                 "emails": "; ".join(sorted({i.email for i in items if i.email})),
-                "files": "; ".join(fr.workbook for fr in got),
+                "files": got_text,
                 "errors": counts.errors if counts else 0,
                 "warnings": counts.warnings if counts else 0,
                 "action": action,

@@ -9,11 +9,12 @@ need it, and a command can start them before pandas is loaded.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 from derbyxl import rag
 from derbyxl.baseline import baseline
-from derbyxl.findings import Finding, finding, returns_by_portfolio
+from derbyxl.findings import CATALOGUE, Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
 from derbyxl.register import Item, Register
@@ -63,6 +64,35 @@ def check_identity(raw: RawReturn, register: Register, workbook: str) -> tuple[I
     if stamp.get("portfolio_fingerprint") and not same_register and stamp["portfolio_fingerprint"] != register.portfolio_fingerprint(found):
         out.append(finding("register-changed", workbook, "the items, targets or units of this portfolio changed since the template was made"))
     return Identity(found, period.key, True), out
+
+
+#: Findings that a return made from another register than the one loaded gets by the dozen.
+_FROM_ANOTHER_REGISTER = ("unknown-portfolio", "register-changed", "missing-sheet", "missing-item", "unknown-item", "missing-column")
+
+
+def check_register_source(reports, register: Register) -> str | None:
+    """When most stamped returns were made from another register than ``register`` and that
+    shows (unknown portfolios, changed items, missing or unknown rows), say so once: each such
+    file's findings become one ``other-register`` error, and the message returned explains it.
+    A register edited since the templates were made (its fingerprint changed, the portfolios'
+    items did not) raises nothing here.
+
+    Returns:
+        the message for the whole run, or None.
+    """
+    stamped = [r for r in reports if r.register_fingerprint]
+    foreign = [r for r in stamped if r.register_fingerprint != register.fingerprint and any(f.code in _FROM_ANOTHER_REGISTER and f.severity == "error" for f in r.findings)]
+    if not foreign or len(foreign) * 2 <= len(stamped):
+        return None
+    made_from = Counter(r.register_fingerprint for r in foreign).most_common(1)[0][0]
+    loaded = "the bundled sample register" if register.is_sample else f"register {register.fingerprint} ({register.source})"
+    for r in foreign:
+        kept = [f for f in r.findings if CATALOGUE[f.code].layer == "file"]
+        r.findings = kept + [finding("other-register", r.workbook, f"its template was made from register {r.register_fingerprint}, but {loaded} was loaded")]
+    return (
+        f"{len(foreign)} of {len(stamped)} returns were made from register {made_from}, but you loaded {loaded}: "
+        "pass --register with the register the templates came from"
+    )
 
 
 def check_period(report, expected: Period | None) -> Finding | None:

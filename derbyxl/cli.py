@@ -7,10 +7,11 @@ traceback for an expected failure unless --debug is given.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -172,10 +173,12 @@ def templates(
         table.add_row(info.portfolio, str(info.path), *(str(info.counts.get(k, 0)) for k in ("Measures", "Actions", "Projects", "Risks")))
     out.print(table)
     if previous:
-        out.print(f"'Previous actual' taken from history for {len(previous)} measures.")
+        shown = sum(1 for info in written for item in reg.for_portfolio(info.portfolio) if item.kind == "measure" and item.ref in previous)
+        out.print(f"'Previous actual' taken from history for {shown} measures.")
 
 
 def _previous_actuals(history: Optional[Path], period):
+    """The history's latest actual of each measure before ``period`` (period key, value)."""
     from derbyxl.history import History
 
     path = history or Path("outputs/history.sqlite")
@@ -184,7 +187,7 @@ def _previous_actuals(history: Optional[Path], period):
             raise UsageError(f"no history database at {path}")
         return {}
     with History(path) as h:
-        return h.latest_actuals(before=period)
+        return h.latest_values(before=period)
 
 
 @app.command()
@@ -217,11 +220,13 @@ def validate(
 
         reg = _load_register(register)
         p = _period(period) if period else None
-        with FileCache(history) if not no_cache else nullcontext() as cache:
-            report = validate_paths(files, reg, period=p, cache=cache, prescan=early)
+        with FileCache(history) if not no_cache else nullcontext() as cache, _earlier_quarters(history) as earlier:
+            report = validate_paths(files, reg, period=p, cache=cache, prescan=early, history=earlier)
     finally:
         if early is not None:
             early.cancel()
+    if report.other_register:
+        err.print(f"[red]Error:[/red] {report.other_register}.", highlight=False)
     if json_out == "-":
         sys.stdout.write(report.to_json() + "\n")
     else:
@@ -245,6 +250,24 @@ def validate(
     if chase:
         _write_chase(console, report, reg, chase)
     raise typer.Exit(0 if report.valid else 1)
+
+
+@contextmanager
+def _earlier_quarters(path: Path):
+    """The history at ``path`` for plausibility baselines, when there is one that opens (a
+    history that cannot be read only means the register's Previous actual is used)."""
+    from derbyxl.history import History, HistoryBusy, HistoryUnavailable
+
+    if not path.is_file():
+        yield None
+        return
+    try:
+        h = History(path)
+    except (HistoryUnavailable, HistoryBusy):
+        yield None
+        return
+    with h:
+        yield h
 
 
 def _print_not_returned(console, missing: list[str], total: int, period: str, shown: int = 10) -> None:
@@ -274,9 +297,13 @@ def consolidate(
     out_dir: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the master and history."),
     history: Optional[Path] = HistoryOpt,
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, no master) when any return is missing or invalid."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a recorded quarter even when this run has fewer valid returns, fewer items with data or another register (the old master is archived)."),
     no_cache: bool = NoCacheOpt,
 ):
     """Merge the valid returns of a quarter into the master workbook and record its history.
+
+    Nothing is written when no return is valid, or when the quarter is already recorded and
+    this run would record less, unless --replace; a replaced master is kept in OUT/archive/.
 
     Example: derbyxl consolidate returns/ --register register.xlsx --period 2024-25-Q4 --out outputs/
     """
@@ -286,16 +313,16 @@ def consolidate(
         raise UsageError(f"no such folder: {returns}")
     early = _prescan(expand_paths([returns]), register, None if no_cache else (history or out_dir / "history.sqlite"))
     try:
-        from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten
+        from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten, Refused
         from derbyxl.consolidate import consolidate as run
         from derbyxl.history import HistoryBusy
 
         reg = _load_register(register)
         p = _period(period)
         try:
-            result = run(returns, reg, p, out_dir, history_path=history, strict=strict, use_cache=not no_cache, prescan=early)
-        except (ConsolidationBusy, HistoryBusy, MasterNotWritten) as exc:
-            err.print(f"[red]{exc}[/red]")
+            result = run(returns, reg, p, out_dir, history_path=history, strict=strict, replace=replace, use_cache=not no_cache, prescan=early)
+        except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
+            err.print(f"[red]Not consolidated:[/red] {exc}", highlight=False)
             raise typer.Exit(1)
     finally:
         if early is not None:
@@ -387,7 +414,7 @@ def history_export(
     history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
     dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", help="The CSV file to write."),
 ):
-    """Write every consolidated value as CSV for BI tools.
+    """Write every consolidated value (each quarter's current run) as CSV for BI tools.
 
     Example: derbyxl history export --out outputs/history.csv
     """
@@ -403,17 +430,99 @@ def history_export(
 
 @history_app.command("show")
 def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database.")):
-    """List the consolidated periods.
+    """List the consolidated periods: items, returns and items with data of each one's current run.
 
     Example: derbyxl history show
     """
+    from rich.table import Table
+
     from derbyxl.history import History
 
     if not history.exists():
         raise UsageError(f"no history database at {history}")
     with History(history) as h:
-        for p in h.periods():
-            out.print(p)
+        runs = [h.current_run(p) for p in h.periods()]
+    if not runs:
+        out.print(f"No quarter has been consolidated into {history} yet.")
+        return
+    table = Table(title=f"Quarters in {history}")
+    for col in ("Period", "Run", "Recorded", "Valid returns", "Items", "With data", "Register"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.period, str(r.id), _when(r.run_at), str(r.valid_returns), str(r.items), str(r.items_with_data), r.register_fingerprint)
+    out.print(table)
+
+
+@history_app.command("runs")
+def history_runs(
+    period: Optional[str] = typer.Argument(None, help="Only this quarter's runs."),
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
+):
+    """List every consolidation run kept, the current one of each quarter marked.
+
+    Example: derbyxl history runs 2025-26-Q1
+    """
+    from rich.table import Table
+
+    from derbyxl.history import History
+
+    if not history.exists():
+        raise UsageError(f"no history database at {history}")
+    p = _period(period) if period else None
+    with History(history) as h:
+        runs = h.runs(p)
+    if not runs:
+        out.print(f"No runs{' of ' + p.label if p else ''} in {history}.")
+        return
+    table = Table(title=f"Consolidation runs in {history}")
+    for col in ("Run", "Period", "Recorded", "Files", "Valid returns", "Items with data", "Register", "Master", "Current"):
+        table.add_column(col)
+    for r in runs:
+        master = r.archived or r.master or "-"
+        table.add_row(str(r.id), r.period, _when(r.run_at), str(r.files), str(r.valid_returns), str(r.items_with_data), r.register_fingerprint, master, "yes" if r.current else "")
+    out.print(table)
+
+
+@history_app.command("restore")
+def history_restore(
+    period: str = typer.Argument(..., help="The quarter, e.g. 2025-26-Q1."),
+    run_id: int = typer.Argument(..., help="The run to make current again (see derbyxl history runs)."),
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
+):
+    """Make an earlier run of a quarter current again, its master put back byte for byte
+    (the master it replaces is archived, so this too can be undone).
+
+    Example: derbyxl history restore 2025-26-Q1 3
+    """
+    from derbyxl.consolidate import ConsolidationBusy, RestoreError, restore
+    from derbyxl.history import HistoryBusy
+
+    if not history.exists():
+        raise UsageError(f"no history database at {history}")
+    p = _period(period)
+    try:
+        run = restore(history, p, run_id)
+    except RestoreError as exc:
+        raise UsageError(str(exc)) from exc
+    except (ConsolidationBusy, HistoryBusy) as exc:
+        err.print(f"[red]Not restored:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"Run {run.id} of {p.label} ({_when(run.run_at)}, {run.items_with_data} items with data) is current again; master: {run.master}")
+
+
+def _when(iso: str) -> str:
+    """A recorded time as a UK reader writes it: 1 Dec 2026 07:23 (UTC)."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    return f"{t.day} {t.strftime('%b %Y %H:%M')}" + (" UTC" if t.utcoffset() == dt.timedelta(0) else "")
+
+
+#: What the system says when a path cannot be created or written.
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -440,11 +549,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
-        from derbyxl.xlsx_util import NotReplaced
+        from derbyxl.xlsx_util import NotReplaced, OutputNotWritable
 
         if isinstance(exc, NotReplaced):  # a template or copy open in Excel (on Windows)
             err.print(f"[red]Error:[/red] could not write {exc.filename} ({exc.strerror}); if it is open in Excel or another program, close it and run again", highlight=False)
             return 1
+        if isinstance(exc, OutputNotWritable):
+            err.print(f"[red]Error:[/red] {exc}", highlight=False)
+            return 2
+        if isinstance(exc, OSError) and exc.filename and exc.errno in _ENVIRONMENT_ERRNOS:
+            # A folder or file of the environment (not a return: those become findings).
+            err.print(f"[red]Error:[/red] cannot write to {exc.filename} ({exc.strerror}); choose a folder you can write to, or ask for access", highlight=False)
+            return 2
         if os.environ.get("DERBYXL_DEBUG") == "1":
             raise
         err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {exc} (run with --debug for details)", highlight=False)

@@ -56,6 +56,11 @@ class NoValidReturn(Refused):
     """Not one valid return for the quarter: a master of nothing would only hide that."""
 
 
+class RegisterMismatch(Refused):
+    """Most returns were made from another register than the one loaded (``--register``
+    forgotten or wrong): their items cannot be matched, so nothing is merged."""
+
+
 class WouldLoseData(Refused):
     """The quarter is already recorded, and this run would record less (fewer valid returns,
     fewer items with data) or come from another register; ``--replace`` overrides."""
@@ -126,33 +131,54 @@ def _received(path: str) -> str:
 
 
 def choose_submissions(report: Report, register: Register, period: Period) -> tuple[list[Submission], dict[str, Submission]]:
-    """Pick, per portfolio, the latest valid return: by sign-off date, then file time.
+    """Pick, per portfolio, the latest valid return: the one signed off latest; when sign-off
+    dates are equal, the one the workbook says was saved later (``docProps/core.xml``), then
+    the one whose file is newer, then by name. The note of the one used says which rule
+    decided, so the Submissions sheet shows why a resubmission won.
 
     Returns:
         every submission (with ``used`` and a note on those superseded) and the one used per portfolio.
     """
     subs = [Submission(fr, _received(fr.path)) for fr in report.files]
+    rivals: dict[str, list[Submission]] = {}
+    for s in subs:
+        fr = s.report
+        if fr.valid and period_key(fr.period) == period.key and fr.portfolio is not None:
+            rivals.setdefault(fr.portfolio, []).append(s)
     chosen: dict[str, Submission] = {}
+    for portfolio, group in rivals.items():
+        group.sort(key=_recency, reverse=True)
+        chosen[portfolio] = best = group[0]
+        best.used = True
+        best.note = "used" + (f" ({_decided_by(best, group[1])})" if len(group) > 1 else "")
     for s in subs:
         fr = s.report
-        if not fr.valid or fr.period != period.key or fr.portfolio is None:
+        if s.used:
             continue
-        best = chosen.get(fr.portfolio)
-        key = (fr.signed_date or "", s.received, fr.workbook)
-        if best is None or key > (best.report.signed_date or "", best.received, best.report.workbook):
-            chosen[fr.portfolio] = s
-    for s in subs:
-        fr = s.report
-        if fr.portfolio in chosen and chosen[fr.portfolio] is s:
-            s.used = True
-            s.note = "used"
-        elif fr.portfolio in chosen and fr.valid and fr.period == period.key:
+        if fr.portfolio in chosen and fr.valid and period_key(fr.period) == period.key:
             s.note = f"superseded by {chosen[fr.portfolio].report.workbook}"
         elif not fr.valid:
             s.note = f"left out: {fr.errors} error(s)"
         else:
             s.note = "left out"
     return subs, chosen
+
+
+def _recency(s: Submission) -> tuple:
+    fr = s.report
+    return (fr.signed_date or "", fr.saved_at or "", s.received, fr.workbook)
+
+
+def _decided_by(best: Submission, runner_up: Submission) -> str:
+    """Which rule made ``best`` win over the next one."""
+    a, b = _recency(best), _recency(runner_up)
+    if a[0] != b[0]:
+        return "signed off latest"
+    if a[1] != b[1]:
+        return "same sign-off date; saved later"
+    if a[2] != b[2]:
+        return "same sign-off date and save time; newer file"
+    return "same dates; last by name"
 
 
 def build_rows(register: Register, period: Period, chosen: dict[str, Submission], history: History | None) -> list[dict]:
@@ -274,6 +300,7 @@ def consolidate(
         A :class:`Result`; ``master`` is ``None`` when strict mode refused to write.
 
     Raises:
+        RegisterMismatch: most returns come from another register; nothing written.
         NoValidReturn: no valid return for the quarter; nothing written.
         WouldLoseData: the recorded quarter would be replaced by less; nothing written.
         ConsolidationBusy: another consolidation is running in ``out_dir``.
@@ -292,6 +319,8 @@ def consolidate(
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
         report = validate_paths(sources, register, period=period, limits=limits, history=history, cache=cache if use_cache else None, prescan=prescan)
+        if report.other_register:
+            raise RegisterMismatch(f"{report.other_register}. Nothing was written; the master and history are as they were.")
         subs, chosen = choose_submissions(report, register, period)
         if not chosen:
             raise NoValidReturn(_no_valid_return(report, period))

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, Code] = {
     "outdated-template": _c("identity", ERROR, "The return was made from an older template", "Download this quarter's template and copy your answers into it."),
     "wrong-period": _c("identity", ERROR, "The return is for a different period", "Download the template for this period and fill it in."),
     "unknown-portfolio": _c("identity", ERROR, "The return's portfolio is not in the register", "Check you used your portfolio's template."),
+    "other-register": _c("identity", ERROR, "The return was made from another register than the one loaded", "Pass --register with the register the templates were made from."),
     "register-changed": _c("identity", WARNING, "The register changed after this template was made", "Check targets against the latest template."),
     "duplicate-return": _c("identity", WARNING, "Another file returns the same portfolio for this quarter", "Keep one return per portfolio in the folder; consolidate uses the valid one signed latest."),
     # structure
@@ -128,6 +129,10 @@ class FileReport:
     period: str | None = None
     signed_by: str | None = None
     signed_date: str | None = None
+    #: The register the return's template was made from (its stamp), and when the workbook
+    #: says it was last saved (docProps/core.xml, ISO 8601 in UTC), for telling resubmissions apart.
+    register_fingerprint: str | None = None
+    saved_at: str | None = None
     items: int = 0
     findings: list[Finding] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
@@ -153,6 +158,9 @@ class Report:
 
     files: list[FileReport] = field(default_factory=list)
     period: str | None = None
+    #: Set when most returns were made from another register than the one loaded: the one
+    #: message that explains their findings (see :func:`derbyxl.checks.check_register_source`).
+    other_register: str | None = None
 
     def not_returned(self, portfolios: Iterable[str]) -> list[str]:
         """Those of ``portfolios`` (a register's, in its order) that no file here returns

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,3 +236,30 @@ def as_date(value) -> dt.date | None:
             except ValueError:
                 continue
     return None
+
+
+_CORE = "docProps/core.xml"
+_MODIFIED = re.compile(rb"<dcterms:modified[^>]*>([^<]{1,40})</dcterms:modified>")
+
+
+def saved_time(path: str | Path) -> str | None:
+    """When the workbook says it was last saved (``dcterms:modified`` in docProps/core.xml,
+    which Excel and LibreOffice write on every save), as ISO 8601 in UTC; None when it does
+    not say. Only a small part is read, by a regular expression: no XML parser meets it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(_CORE)
+            if info.file_size > 65_536:
+                return None
+            m = _MODIFIED.search(zf.read(info))
+    except (KeyError, OSError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError, zlib.error):
+        return None
+    if not m:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(m.group(1).decode("ascii").strip().replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()

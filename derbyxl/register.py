@@ -169,6 +169,14 @@ class Register:
         self._fingerprints: dict[str, str] = {}
 
     @property
+    def is_sample(self) -> bool:
+        """Whether this is the bundled sample register (what commands load without --register)."""
+        try:
+            return bool(self.source) and Path(self.source).resolve() == sample_register_path().resolve()
+        except OSError:
+            return False
+
+    @property
     def portfolios(self) -> list[str]:
         """Portfolios in the order they first appear."""
         return list(self._by_portfolio)

@@ -19,6 +19,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from derbyxl import __version__, rag
+from derbyxl.baseline import baseline
 from derbyxl.periods import Period
 from derbyxl.register import Item, Register
 from derbyxl.spec import (
@@ -204,7 +205,7 @@ def _shown(value: float, unit: str | None) -> str:
     return f"{value:g}"
 
 
-def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previous: Mapping[str, float], title: str, password, answers=None):
+def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], period: Period, previous: Mapping[str, tuple[str, float]], title: str, password, answers=None):
     ws = wb.add_worksheet(spec.name, worksheet_class=_Worksheet)
     for c, col in enumerate(spec.columns):
         ws.set_column(c, c, col.width)
@@ -214,6 +215,7 @@ def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previ
     validations: dict[int, list[tuple[int, dict]]] = {}
     for r, item in enumerate(items, start=1):
         texts = []
+        target = item.target_for(period.quarter)
         for c, col in enumerate(spec.columns):
             if col.key == "ref":
                 write_text(ws, r, c, item.ref, f.cell(wrap=True))
@@ -225,17 +227,18 @@ def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], previ
             elif col.key == "polarity":
                 write_text(ws, r, c, item.polarity, f.cell())
             elif col.key == "target":
-                if item.target is None:
+                if target is None:
                     write_text(ws, r, c, None, f.cell(unit=item.unit))
                 else:
-                    write_number(ws, r, c, item.target, f.cell(unit=item.unit))
+                    write_number(ws, r, c, target, f.cell(unit=item.unit))
             elif col.key == "previous":
-                write_number(ws, r, c, previous.get(item.ref, item.previous_actual), f.cell(unit=item.unit))
+                earlier = baseline(item, period, previous)
+                write_number(ws, r, c, earlier.value if earlier else None, f.cell(unit=item.unit))
             elif col.key == "preview":
                 a = xl_rowcol_to_cell(r, cols["actual"])
                 t = xl_rowcol_to_cell(r, cols["target"])
                 formula = rag.measure_status_formula(a, t, item.polarity, item.tolerances)
-                cached = rag.measure_status(None, item.target, item.polarity or "higher", item.tolerances)
+                cached = rag.measure_status(None, target, item.polarity or "higher", item.tolerances)
                 ws.write_formula(r, c, formula, f.cell(), cached)
             elif col.key == "score":
                 li = xl_rowcol_to_cell(r, cols["likelihood"])
@@ -380,7 +383,7 @@ def write_template(
     period: Period,
     out_dir: str | Path,
     *,
-    previous: Mapping[str, float] | None = None,
+    previous: Mapping[str, tuple[str, float]] | None = None,
     password: str | None = None,
     contact: str | None = None,
     generated_at: dt.datetime | None = None,
@@ -393,8 +396,10 @@ def write_template(
         portfolio: the portfolio's name as in the register.
         period: the quarter being returned.
         out_dir: the folder to write to (created if missing).
-        previous: last consolidated actuals by ref, shown as "Previous actual" in place of
-            the register's value (see :meth:`derbyxl.history.History.latest_actuals`).
+        previous: the history's latest actual of each measure before ``period``, by ref:
+            (period key, value) (:meth:`derbyxl.history.History.latest_values`); with the
+            register it gives the "Previous actual" shown (:func:`derbyxl.baseline.baseline`),
+            the same value validate measures plausibility against.
         password: protect sheets with this password; none by default.
         contact: who to ask; by default the portfolio's lead officers from the register.
         generated_at: the time stamped into the file (now by default).
@@ -440,7 +445,7 @@ def write_template(
         for spec in kinds_present(items):
             rows = [i for i in items if i.kind == spec.kind]
             counts[spec.name] = len(rows)
-            _write_kind_sheet(wb, f, spec, rows, previous, title, password, answers)
+            _write_kind_sheet(wb, f, spec, rows, period, previous, title, password, answers)
         _write_stamp(wb, f, stamp, password)
         wb.close()
     return TemplateInfo(out, portfolio, counts)
@@ -452,7 +457,7 @@ def write_templates(
     out_dir: str | Path,
     *,
     portfolios: Iterable[str] | None = None,
-    previous: Mapping[str, float] | None = None,
+    previous: Mapping[str, tuple[str, float]] | None = None,
     password: str | None = None,
     progress: Callable[[TemplateInfo], None] | None = None,
     workers: int | None = None,

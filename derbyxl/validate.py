@@ -28,7 +28,7 @@ from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.isolate import ChildFailed, check_in_children
 from derbyxl.periods import Period, PeriodError
 from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
-from derbyxl.read import ReadError, read_return
+from derbyxl.read import ReadError, read_return, saved_time
 from derbyxl.register import Register
 from derbyxl import workers as pool
 from derbyxl.workers import can_fork, default_workers, fork_map, in_child
@@ -119,6 +119,7 @@ def validate_paths(
             continue
         records.extend(recs)
     by_name = {r.workbook: r for r in reports}
+    other_register = checks.check_register_source(reports, register)
     for f in checks.check_duplicate_returns(reports, expected):
         by_name[f.workbook].findings.append(f)
     for f in check_values(records, register):
@@ -138,7 +139,7 @@ def validate_paths(
         by_name[rec["workbook"]].rows.append(rec)
     for report in reports:
         report.findings.sort(key=sort_key)
-    return Report(reports, period=expected.key if expected else None)
+    return Report(reports, period=expected.key if expected else None, other_register=other_register)
 
 
 def _sha256_within(path: Path, limits: Limits) -> str | None:
@@ -199,6 +200,8 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     except ReadError as exc:
         report.findings.append(finding(exc.code, name, exc.message, sheet=exc.sheet))
         return []
+    report.register_fingerprint = (raw.stamp or {}).get("register_fingerprint") or None
+    report.saved_at = saved_time(path)
     ident, found = checks.check_identity(raw, register, name)
     report.findings.extend(found)
     report.portfolio, report.period = ident.portfolio, ident.period
@@ -222,7 +225,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     return records
 
 
-_REPORT_FIELDS = ("portfolio", "period", "signed_by", "signed_date", "items")
+_REPORT_FIELDS = ("portfolio", "period", "signed_by", "signed_date", "register_fingerprint", "saved_at", "items")
 _FINDING_FIELDS = ("sheet", "cell", "ref", "code", "severity", "message", "hint")
 #: Findings that depend on the moment, not the file: a result holding one is not cached.
 _UNCACHEABLE = ("time-limit", "reader-crashed")

@@ -55,7 +55,13 @@ def test_every_portfolio_once_those_to_chase_first(tmp_path, register, answers, 
     assert [r["portfolio"] for r in rows[:2]] == [p for p in register.portfolios if by[p]["status"] == "not returned"]
     assert [r["status"] for r in rows[:3]] == ["not returned", "not returned", "errors"]
     assert {r["portfolio"] for r in rows[:2]} == {"Health and Adult Care", "Digital and Organisational Transformation"}
-    assert by["Digital and Organisational Transformation"]["files"] == ""  # its Q3 file does not count
+    # Its Q3 file does not count as a return for Q4, but the row names it and says what to do.
+    digital = by["Digital and Organisational Transformation"]
+    assert digital["files"] == q3.path.name
+    assert digital["action"] == (
+        f"Sent the wrong quarter's return ({q3.path.name} is the 2024/25 Q3 template); "
+        "send the 2024/25 Q4 return, made from its template (derbyxl migrate carries the answers over)."
+    )
     assert by["Health and Adult Care"]["action"] == "Send the 2024/25 Q4 return." and by["Health and Adult Care"]["files"] == ""
     gov = by["Governance and Finance"]
     assert gov["status"] == "errors" and gov["errors"] == 1 and gov["files"] == GOVERNANCE

@@ -156,7 +156,7 @@ def test_invalid_left_out_missing_listed_and_resubmission_wins(tmp_path, registe
     assert result.missing == ["Children, Young People and Skills", "Health and Adult Care"]
     assert result.invalid == ["Children, Young People and Skills"]
     notes = {s.report.workbook: s.note for s in result.submissions}
-    assert notes[later.name] == "used"
+    assert notes[later.name] == "used (signed off latest)"
     assert notes[GOVERNANCE] == f"superseded by {later.name}"
     assert notes[children].startswith("left out")
     rows = {r["ref"]: r for r in result.rows}

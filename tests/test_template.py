@@ -199,7 +199,7 @@ def test_one_portfolio_and_password(tmp_path, register):
 def test_previous_actual_from_history(tmp_path, register):
     from derbyxl.template import write_template
 
-    info = write_template(register, "Governance and Finance", Q4, tmp_path, previous={"CM PM03": 0.9111})
+    info = write_template(register, "Governance and Finance", Q4, tmp_path, previous={"CM PM03": ("2024-25-Q3", 0.9111)})
     ws = _load(info.path)["Measures"]
     rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
     header = [c.value for c in ws[1]]
