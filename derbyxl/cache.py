@@ -3,8 +3,9 @@
 ``derbyxl validate`` reads every return; ``derbyxl consolidate`` straight after needs exactly the
 same per-file results. Rather than read and check every file again, the per-file results
 (findings and normalised values, see :mod:`derbyxl.validate`) are stored here, keyed by the
-file's SHA-256, a context (the register's fingerprint and the limits of the checks) and
-:data:`CACHE_VERSION`. A file that changes by a byte, a register that changes in any way,
+file's SHA-256 and extension (:func:`file_key`), a context (the register's fingerprint and the
+limits of the checks) and :data:`CACHE_VERSION` (derbyxl's version and code). The expected
+period is not part of the key: the checks that depend on it run across files, every time. A file that changes by a byte, a register that changes in any way,
 other limits, or a new derbyxl gets a fresh check.
 
 The checks across files (the pandera schemas over all returns, cross-field rules, the expected
@@ -33,7 +34,7 @@ from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
 #: The modules whose code decides what a file yields: any edit to them is a new version.
-STAGE_MODULES = ("guard", "prescan", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods")
+STAGE_MODULES = ("guard", "prescan", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods", "baseline")
 
 
 def _code_hash() -> str:
@@ -63,6 +64,14 @@ CREATE TABLE IF NOT EXISTS file_check (
 COLUMNS = ("sha256", "context", "version", "checked_at", "payload")
 #: Entries not used for this long are dropped when new ones are written.
 KEEP_SECONDS = 400 * 24 * 3600
+
+
+def file_key(sha256: str, path: str | Path) -> str:
+    """What a file's results are kept under: its SHA-256 and every part of its name that a
+    check reads. The pre-scan judges a file by its extension too (the same bytes are a
+    ``macro-workbook`` named ``.xlsm``), so the extension, as the checks compare it (lower
+    case), is part of the key; nothing else of the name decides a finding."""
+    return f"{sha256}{Path(path).suffix.lower()}"
 
 
 def context_for(register_fingerprint: str, limits) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from derbyxl.findings import ERROR, Report
 from derbyxl.periods import Period, period_key
 from derbyxl.register import Register
-from derbyxl.xlsx_util import looks_like_formula
+from derbyxl.xlsx_util import ensure_folder, looks_like_formula
 
 #: The statuses, those to chase first.
 STATUSES = ("not returned", "errors", "valid")
@@ -85,7 +85,7 @@ def quarter_status(report: Report, register: Register) -> list[dict]:
 def write_chase_csv(rows: list[dict], path: str | Path) -> int:
     """Write :func:`quarter_status`'s rows as CSV (UTF-8 with a BOM, for Excel), text that a
     spreadsheet would run as a formula behind an apostrophe; returns the rows written."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(Path(path).parent)
     with open(path, "w", newline="", encoding="utf-8-sig") as fh:
         w = csv.writer(fh)
         w.writerow(CAPTIONS)

@@ -27,7 +27,7 @@ app.add_typer(register_app, name="register")
 app.add_typer(history_app, name="history")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages whole on one line, for logs and grep
 
 RegisterOpt = typer.Option(None, "--register", "-r", help="The register (.xlsx with a Register sheet, or .csv). Default: the bundled sample.")
 PeriodOpt = typer.Option(..., "--period", "-p", help="The quarter, e.g. 2024-25-Q4 or '2024/25 Q4'.")
@@ -91,6 +91,13 @@ def _prescan(files: list[Path], register: Optional[Path], cache_path: Optional[P
     if known and len(known) >= len(files):
         return None  # most likely all checked already (the workers scan any that is not)
     return Prescan.start(files, DEFAULT_LIMITS, skip=known)
+
+
+def _history_folder_exists(history: Optional[Path]) -> None:
+    """A history named with --history must be in a folder that exists: a mistyped path would
+    otherwise start an empty history, and a recorded quarter would no longer be protected."""
+    if history is not None and not history.parent.is_dir():
+        raise UsageError(f"no folder {history.parent} for the history database {history}; check the path (a new history is started only in a folder that exists)")
 
 
 def _period(text: str):
@@ -234,6 +241,9 @@ def validate(
 
         print_report(report, out)
         if json_out:
+            from derbyxl.xlsx_util import ensure_folder
+
+            ensure_folder(Path(json_out).parent)
             Path(json_out).write_text(report.to_json() + "\n", encoding="utf-8")
             out.print(f"Findings written to {json_out}")
     if annotate:
@@ -311,6 +321,7 @@ def consolidate(
 
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
+    _history_folder_exists(history)
     early = _prescan(expand_paths([returns]), register, None if no_cache else (history or out_dir / "history.sqlite"))
     try:
         from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten, Refused
@@ -422,6 +433,9 @@ def history_export(
 
     if not history.exists():
         raise UsageError(f"no history database at {history}")
+    from derbyxl.xlsx_util import ensure_folder
+
+    ensure_folder(dest.parent)
     with History(history) as h:
         n = h.export_csv(dest)
         periods = h.periods()
@@ -511,14 +525,9 @@ def history_restore(
 
 
 def _when(iso: str) -> str:
-    """A recorded time as a UK reader writes it: 1 Dec 2026 07:23 (UTC)."""
-    import datetime as dt
+    from derbyxl.periods import uk_time
 
-    try:
-        t = dt.datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    return f"{t.day} {t.strftime('%b %Y %H:%M')}" + (" UTC" if t.utcoffset() == dt.timedelta(0) else "")
+    return uk_time(iso)
 
 
 #: What the system says when a path cannot be created or written.

@@ -23,7 +23,7 @@ from derbyxl.cache import FileCache
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
-from derbyxl.periods import Period, period_key
+from derbyxl.periods import Period, period_key, uk_time
 from derbyxl.prescan import Prescan
 from derbyxl.register import Register
 from derbyxl.validate import validate_paths
@@ -412,7 +412,7 @@ def _refuse_if_worse(recorded: Run, register: Register, valid_returns: int, valu
         return
     period = Period.parse(recorded.period)
     raise WouldLoseData(
-        f"{period.label} is already recorded (run {recorded.id}, {recorded.run_at}) and this run would replace it with less: "
+        f"{period.label} is already recorded (run {recorded.id}, {uk_time(recorded.run_at)}) and this run would replace it with less: "
         + "; ".join(lost)
         + f". Nothing was written. Check --register, --period and the returns folder; to replace it all the same, run again with --replace "
         f"(the current master is then kept in {out_dir / ARCHIVE}, and `derbyxl history restore {period.key} {recorded.id}` brings it back)."

@@ -58,6 +58,7 @@ _ATTR_T_ERROR = re.compile(rb'\bt="e"')
 _ODD_TAG = rb'<(?:\w+:(?:c|row)|c(?! r="[A-Z]{1,3}[0-9]{1,7}")|row(?! r="[0-9]{1,8}"))[\s>/]'
 _FAST_ERROR = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"[^>]*\bt="e"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_ROW_CLOSED = re.compile(rb"\s*</(?:\w+:)?row\s*>")
 _CHUNK = 1 << 20
 #: What reading a damaged zip can raise: a bad header, a version it does not know
 #: (NotImplementedError, a RuntimeError), a broken deflate stream (zlib.error), a short file.
@@ -320,6 +321,11 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
                 errors.update(errs)
             else:
                 for m in _ROW.finditer(data):
+                    if m.group(1).endswith(b"/") or _ROW_CLOSED.match(data, m.end()):
+                        # An empty row: LibreOffice writes <row r="1048576" ...></row> after a
+                        # row is deleted, and readers make no cell of it. Only rows holding
+                        # cells count (a cell without a reference takes its row's number).
+                        continue
                     rows += 1
                     rr = _ROW_R.search(m.group(1))
                     if rr and int(rr.group(1)) > max_row:

@@ -165,3 +165,14 @@ def period_key(text: str | Period | None) -> str | None:
         return Period.parse(text).key
     except PeriodError:
         return None
+
+
+def uk_time(iso: str | None) -> str:
+    """A recorded time as a UK reader writes it: ``1 Dec 2026 07:23 UTC`` (the text as it is
+    when it is not an ISO 8601 time)."""
+    try:
+        t = dt.datetime.fromisoformat(str(iso))
+    except (TypeError, ValueError):
+        return str(iso or "")
+    zone = " UTC" if t.utcoffset() == dt.timedelta(0) else ""
+    return f"{t.day} {t.strftime('%b %Y %H:%M')}{zone}"

@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from derbyxl.cache import file_key
 from derbyxl.findings import FIELDS, Finding
 from derbyxl.guard import DEFAULT_LIMITS, Limits, ScanResult, scan
 from derbyxl.workers import can_fork, default_workers, in_child
@@ -111,8 +112,8 @@ class Prescan:
 
     @classmethod
     def start(cls, files: list[Path], limits: Limits = DEFAULT_LIMITS, skip: set[str] = frozenset()) -> Prescan | None:
-        """Start scanning ``files``, except those whose SHA-256 is in ``skip`` (their results
-        are in the cache). None when there is little to do, one core, or no safe fork."""
+        """Start scanning ``files``, except those whose cache key (:func:`derbyxl.cache.file_key`)
+        is in ``skip`` (their results are in the cache). None when there is little to do, one core, or no safe fork."""
         if len(files) < 2 or default_workers() < 2 or not can_fork():
             return None
         try:
@@ -175,7 +176,7 @@ def _scan_all(files: list[Path], limits: Limits, fd: int, skip: set[str]) -> Non
     try:
         for path in files:
             sig = signature(path)
-            if sig is None or (skip and sha256_of(path) in skip):
+            if sig is None or (skip and file_key(sha256_of(path) or "", path) in skip):
                 continue
             record = json.dumps([str(path), sig, encode_scan(scan(path, limits))], separators=(",", ":")).encode()
             record = len(record).to_bytes(4, "big") + record

@@ -36,7 +36,7 @@ from derbyxl.spec import (
 )
 from derbyxl.values import NUMBER_FORMATS
 from derbyxl.workers import fork_map
-from derbyxl.xlsx_util import atomic_path, row_height, write_number, write_text
+from derbyxl.xlsx_util import atomic_path, ensure_folder, row_height, write_number, write_text
 
 INPUT_FILL = "#FFF9DB"
 HEADER_FILL = "#1F3864"
@@ -467,6 +467,7 @@ def write_templates(
 
     Raises:
         ValueError: when a named portfolio is not in the register.
+        OutputNotWritable: when ``out_dir`` cannot be created or written.
     """
     names = []
     for p in portfolios or register.portfolios:
@@ -476,6 +477,7 @@ def write_templates(
         names.append(found)
     generated_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     register.fingerprint  # worked out once here, not once per worker
+    ensure_folder(out_dir)  # a folder that cannot be written is said here, not in each worker
 
     def one(i: int) -> TemplateInfo:
         return write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at)

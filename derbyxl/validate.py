@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from derbyxl import checks
-from derbyxl.cache import FileCache, context_for
+from derbyxl.cache import FileCache, context_for, file_key
 from derbyxl.checks import Cells
 from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
@@ -78,14 +78,15 @@ def validate_paths(
     names = display_names(files)
     expected = Period.parse(period) if period else None
     shas = [_sha256_within(f, limits) for f in files]
+    keys = [file_key(sha, f) if sha else None for sha, f in zip(shas, files)]
     decoded: dict[int, tuple[FileReport, list[dict]]] = {}
     context = context_for(register.fingerprint, limits)
     if cache is not None:
-        stored = cache.get_many([s for s in shas if s], context)
-        for i, sha in enumerate(shas):
-            if sha in stored:
+        stored = cache.get_many([k for k in keys if k], context)
+        for i, key in enumerate(keys):
+            if key in stored:
                 try:
-                    decoded[i] = decode_stage(stored[sha], names[i], str(files[i]))
+                    decoded[i] = decode_stage(stored[key], names[i], str(files[i]))
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
@@ -98,7 +99,7 @@ def validate_paths(
     from derbyxl.schemas import check_values
 
     if cache is not None:
-        cache.put_many({shas[i]: blob for i, (blob, _) in fresh.items() if shas[i] and _cacheable(blob)}, context)
+        cache.put_many({keys[i]: blob for i, (blob, _) in fresh.items() if keys[i] and _cacheable(blob)}, context)
     for i, (_, result) in fresh.items():
         decoded[i] = result
 

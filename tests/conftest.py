@@ -80,3 +80,66 @@ def libreoffice_convert(path: Path, out_dir: Path, target: str, suffix: str) -> 
     out = out_dir / (path.stem + suffix)
     assert out.exists(), f"LibreOffice wrote nothing for {path.name}"
     return out
+
+
+def libreoffice_edit(src: Path, dst: Path, ops: list[dict]) -> Path:
+    """Open ``src`` in a real LibreOffice through UNO, delete or insert rows as an officer
+    would (``tests/lo_edit.py``), and save it to ``dst``."""
+    import json
+
+    python = Path("/usr/bin/python3")
+    if not soffice() or not python.exists():
+        pytest.skip("LibreOffice (soffice) and Debian's python3-uno are not installed")
+    probe = subprocess.run([str(python), "-c", "import uno"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("Debian's python3-uno is not installed")
+    subprocess.run([str(python), str(Path(__file__).parent / "lo_edit.py"), str(src), str(dst), json.dumps(ops)], check=True, capture_output=True, timeout=240)
+    assert dst.exists(), f"LibreOffice wrote nothing for {src.name}"
+    return dst
+
+
+#: A council's own register, small: three portfolios of its own naming, a cumulative measure
+#: profiled by quarter (council tax collected), last year's outturns for 2024/25 Q4.
+COUNCIL_HEADER = ["Ref", "Kind", "Description", "Portfolio", "Theme", "Unit", "Polarity", "Target", "Target Q1", "Target Q2", "Target Q3", "Target Q4", "Previous actual", "Previous period", "Lead officer", "Email"]
+COUNCIL_ROWS = [
+    ["AH 01", "measure", "Care reviews done on time", "Adults and Health", "Thriving People", "percent", "higher", "90%", "", "", "", "", "85%", "2024/25 Q4", "Ann Lee", "ann@example.gov.uk"],
+    ["AH 02", "measure", "Days to arrange home care", "Adults and Health", "Thriving People", "days", "lower", "10", "", "", "", "", "12", "2024/25 Q4", "Ann Lee", "ann@example.gov.uk"],
+    ["AH A1", "action", "Open the new day centre", "Adults and Health", "Thriving People", "", "", "", "", "", "", "", "", "", "Ann Lee", "ann@example.gov.uk"],
+    ["PL 01", "measure", "Residual waste per household (cumulative)", "Place", "Green Place", "kg", "lower", "440", "110", "220", "330", "440", "452", "2024/25 Q4", "Raj Patel", "raj@example.gov.uk"],
+    ["PL 02", "measure", "New homes completed", "Place", "Green Place", "number", "higher", "", "", "", "", "", "610", "2024/25 Q4", "Raj Patel", "raj@example.gov.uk"],
+    ["PL P1", "project", "Station quarter regeneration", "Place", "Green Place", "", "", "", "", "", "", "", "", "", "Raj Patel", "raj@example.gov.uk"],
+    ["RS 01", "measure", "Council tax collected (cumulative)", "Resources", "Well Run Council", "percent", "higher", "95%", "28%", "55%", "82%", "", "96%", "2024/25 Q4", "Sam Cole", "sam@example.gov.uk"],
+    ["RS 02", "measure", "Savings delivered", "Resources", "Well Run Council", "money", "higher", "£1.2m", "", "", "", "", "£1,150,000", "2024/25 Q4", "Sam Cole", "sam@example.gov.uk"],
+    ["RS A1", "action", "Move payroll to the new system", "Resources", "Well Run Council", "", "", "", "", "", "", "", "", "", "Sam Cole", "sam@example.gov.uk"],
+    ["RS R1", "risk", "Funding gap in the medium term", "Resources", "Well Run Council", "", "", "", "", "", "", "", "", "", "Sam Cole", "sam@example.gov.uk"],
+]
+
+
+def write_council_register(path: Path, rows: list[list] | None = None, header: list[str] | None = None, *, title: bool = False) -> Path:
+    """Write the council register as CSV (UTF-8), with a title and a blank row on top if asked."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        if title:
+            w.writerow(["Performance register 2025/26"])
+            w.writerow([])
+        w.writerow(header or COUNCIL_HEADER)
+        w.writerows(rows if rows is not None else COUNCIL_ROWS)
+    return path
+
+
+def council_answers(**actuals) -> dict[str, dict]:
+    """Answers for every item of the council register: on-track statuses, given actuals
+    (by ref with spaces as underscores: AH_01=0.9), and commentary everywhere."""
+    answers = {
+        "AH A1": {"status": "On track"},
+        "PL P1": {"status": "Green"},
+        "RS A1": {"status": "On track"},
+        "RS R1": {"likelihood": 2, "impact": 3},
+    }
+    for key, value in actuals.items():
+        answers[key.replace("_", " ")] = {"actual": value}
+    for ans in answers.values():
+        ans["commentary"] = "Progress as planned; see the service plan."
+    return answers

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from derbyxl import workers
+from derbyxl.cache import file_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
 from derbyxl.validate import validate_paths
@@ -95,9 +96,17 @@ def test_a_record_cut_short_is_dropped(returns_copy):
 
 def test_files_already_in_the_cache_are_not_scanned(returns_copy):
     files = expand_paths([returns_copy])
-    skip = {sha256_of(files[0]), sha256_of(files[1])}
+    skip = {file_key(sha256_of(files[0]), files[0]), file_key(sha256_of(files[1]), files[1]), sha256_of(files[2])}  # a bare SHA-256 is no key
     early = _started(files, skip=skip)
     assert set(early.collect()) == {str(f) for f in files[2:]}
+
+
+def test_the_same_bytes_under_another_extension_are_scanned(returns_copy):
+    files = expand_paths([returns_copy])
+    renamed = returns_copy / "copy.xlsm"
+    renamed.write_bytes(files[0].read_bytes())
+    early = _started([*files, renamed], skip={file_key(sha256_of(files[0]), files[0])})
+    assert str(renamed) in early.collect() and str(files[0]) not in early.collect()
 
 
 def test_other_limits_set_the_early_scan_aside(returns_copy, register):
