@@ -12,6 +12,11 @@ master.
 Either comes with the period it is for, so every direction of travel says what it compared,
 and none compares with a value whose period is unknown or another one ("No comparison").
 
+A measure whose register profiles its target by quarter (``Target Q1`` .. ``Q4``: a cumulative
+measure such as council tax collected, 28% at Q1 against 95% for the year) is compared across
+quarters on the footing of those targets (:func:`comparable`): 29% at Q1 after 96% at last
+year's Q4 is no collapse when the targets were 28% and 95%.
+
     from derbyxl.baseline import baseline, year_ago
     b = baseline(item, period, history.latest_values(before=period))
     b.value, b.period   # 0.95, "2025-26-Q1"
@@ -90,3 +95,14 @@ def short_term(item: Item, period: Period, latest: Mapping[str, tuple[str, float
     """The baseline when it is for the quarter just before ``period`` (else None)."""
     b = baseline(item, period, latest)
     return b if b is not None and b.period == period.previous.key else None
+
+
+def comparable(item: Item, earlier: Earlier, period: Period) -> float:
+    """``earlier``'s value on the footing of ``period``: for a measure with quarter targets,
+    scaled by the ratio of this quarter's target to that of the quarter it is for (a value
+    of another quarter of a cumulative measure is otherwise no yardstick); else as it is."""
+    if item.quarter_targets is not None and earlier.period:
+        now, then = item.target_for(period.quarter), item.target_for(Period.parse(earlier.period).quarter)
+        if now and then:
+            return earlier.value * now / then
+    return earlier.value

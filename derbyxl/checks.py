@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from derbyxl import rag
-from derbyxl.baseline import baseline
+from derbyxl.baseline import baseline, comparable
 from derbyxl.findings import CATALOGUE, Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
@@ -106,7 +106,7 @@ def check_period(report, expected: Period | None) -> Finding | None:
         return None
     if period == expected:
         return None
-    return finding("wrong-period", report.workbook, f"this is the {period.label} return; download the {expected.label} template")
+    return finding("wrong-period", report.workbook, f"this is the {period.label} return; use the {expected.label} template you were sent")
 
 
 def check_duplicate_returns(reports, expected: Period | None) -> list[Finding]:
@@ -367,13 +367,14 @@ def check_cross_field(
             _flag(out, rec, "missing-commentary", "commentary", f"{ref} is {why}; say what is happening and what is being done")
         if actual is not None and actual is not _UNREAD and actual != 0:
             earlier = baseline(item, period, latest)
-            before = earlier.value if earlier is not None else None
+            before = comparable(item, earlier, period) if earlier is not None else None
             if before not in (None, 0):
                 ratio = abs(actual / before)
                 if ratio > CHANGE_FACTOR or ratio < 1 / CHANGE_FACTOR or (actual < 0) != (before < 0):
                     unit = item.unit or "number"
                     when = f" in {Period.parse(earlier.period).label}" if earlier.period else " last time"
-                    _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(before, unit)}{when}; check the value and its unit")
+                    scaled = f" ({describe(before, unit)} on this quarter's target profile)" if before != earlier.value else ""
+                    _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(earlier.value, unit)}{when}{scaled}; check the value and its unit")
         if item.kind == "action" and status in (rag.AMBER, rag.RED) and previous.get(ref, {}).get("status") == rag.BLUE:
             _flag(out, rec, "completed-now-slipping", "status", f"{ref} was Completed last quarter and is now {rec.get('status_word')}")
     return out

@@ -374,6 +374,47 @@ def _print_consolidation(result):
 
 
 @app.command()
+def migrate(
+    old: Path = typer.Argument(..., help="A filled return made from an older template or for another quarter."),
+    register: Optional[Path] = RegisterOpt,
+    period: str = PeriodOpt,
+    new: Path = typer.Option(..., "--out", "-o", help="Where to write the new return (.xlsx); never the old file."),
+    history: Optional[Path] = typer.Option(None, "--history", help="History database for 'Previous actual'. Default: outputs/history.sqlite if it exists."),
+):
+    """Write this quarter's template for an old return's portfolio with every answer carried
+    over by Ref, and list what could not be carried (items removed, units changed, new items).
+
+    Example: derbyxl migrate returns/Place_2024-25-Q4.xlsx --register register.xlsx --period 2025-26-Q1 --out returns/Place_2025-26-Q1.xlsx
+    """
+    from derbyxl.migrate import MigrateError
+    from derbyxl.migrate import migrate as run
+
+    if not old.is_file():
+        raise UsageError(f"no such file: {old}")
+    reg = _load_register(register)
+    p = _period(period)
+    try:
+        m = run(old, reg, p, new, previous=_previous_actuals(history, p))
+    except MigrateError as exc:
+        err.print(f"[red]Not migrated:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
+    source = f" ({_label(m.source_period)} return)" if m.source_period else ""
+    out.print(f"{m.path}: {p.label} return for {m.portfolio}, {len(m.carried)} item(s) carried from {old.name}{source}.", highlight=False)
+    for ref, why in m.left:
+        out.print(f"  not carried: {ref} {why}", highlight=False, markup=False)
+    out.print("The sign-off was not carried: the lead signs the new return before sending it.")
+
+
+def _label(key: str) -> str:
+    from derbyxl.periods import Period, PeriodError
+
+    try:
+        return Period.parse(key).label
+    except PeriodError:
+        return key
+
+
+@app.command()
 def demo(
     workdir: Path = typer.Option(Path("."), "--dir", help="Folder holding templates/, returns/ and outputs/."),
 ):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derbyxl import rag
-from derbyxl.baseline import NO_COMPARISON, baseline, year_ago
+from derbyxl.baseline import NO_COMPARISON, baseline, comparable, year_ago
 from derbyxl.cache import FileCache
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
@@ -186,8 +186,9 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
 
     A measure is shown with the target for the quarter (:meth:`Item.target_for`) and its
     baseline (:mod:`derbyxl.baseline`). Its direction of travel in the short term compares
-    with the quarter before and year on year with the same quarter last year, each only
-    where that value exists ("No comparison" otherwise), and says which period it compared.
+    with the quarter before (on the footing of the quarter targets, where the register
+    profiles them) and year on year with the same quarter last year, each only where that
+    value exists ("No comparison" otherwise), and says which period it compared.
     """
     latest = history.latest_values(before=period) if history else {}
     then = history.values_for(period.year_ago) if history else {}
@@ -243,7 +244,8 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
                 row["status_word"] = f"Risk score {score}"
             elif measure and actual is not None:
                 if earlier is not None and earlier.period == before_key:
-                    row["dot_short"], row["dot_short_against"] = direction(actual, earlier.value, item.polarity), before_label
+                    row["dot_short"] = direction(actual, comparable(item, earlier, period), item.polarity)
+                    row["dot_short_against"] = before_label
                 else:
                     row["dot_short"] = NO_COMPARISON
                 ago = year_ago(item, period, then)

@@ -49,8 +49,8 @@ CATALOGUE: dict[str, Code] = {
     "hidden-sheet": _c("file", WARNING, "A return sheet is hidden", "Unhide it (right-click a tab > Unhide) so it can be checked."),
     # identity
     "not-a-return": _c("identity", ERROR, "This workbook is not a derbyxl return template", "Fill in the template you were sent rather than a copy or a new workbook."),
-    "outdated-template": _c("identity", ERROR, "The return was made from an older template", "Download this quarter's template and copy your answers into it."),
-    "wrong-period": _c("identity", ERROR, "The return is for a different period", "Download the template for this period and fill it in."),
+    "outdated-template": _c("identity", ERROR, "The return was made from an older template", "Use this quarter's template; the performance team can carry the answers into it with derbyxl migrate."),
+    "wrong-period": _c("identity", ERROR, "The return is for a different period", "Use the template for this period; the performance team can carry the answers into it with derbyxl migrate."),
     "unknown-portfolio": _c("identity", ERROR, "The return's portfolio is not in the register", "Check you used your portfolio's template."),
     "other-register": _c("identity", ERROR, "The return was made from another register than the one loaded", "Pass --register with the register the templates were made from."),
     "register-changed": _c("identity", WARNING, "The register changed after this template was made", "Check targets against the latest template."),

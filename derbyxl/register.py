@@ -282,7 +282,13 @@ def _read_workbook(path: Path) -> Iterator[list]:
     if path.suffix.lower() != ".ods":
         res = scan(path, _register_limits(), workbook=path.name)
         if not res.ok:
-            raise RegisterError(str(path), [RegisterProblem(None, None, f.message + ". " + f.hint) for f in res.findings if f.severity == "error"])
+            problems = []
+            for f in res.findings:
+                if f.severity == "error":
+                    detail = f.message.split(": ", 1)[-1]  # the particulars, without the title written for returns
+                    tidy = "delete anything far below or right of the register, " if f.code == "sheet-too-large" else ""
+                    problems.append(RegisterProblem(None, None, f"The register workbook cannot be read safely: {detail}. Open it in Excel, {tidy}save it as Excel Workbook (.xlsx) and try again"))
+            raise RegisterError(str(path), problems)
     try:
         wb = calamine.CalamineWorkbook.from_path(str(path))
         names = wb.sheet_names

@@ -147,3 +147,157 @@ def test_plain_numbers_read_as_the_value_parser_reads_them(tmp_path, text):
     path.write_text(f"Ref,Kind,Description,Portfolio,Theme,Unit,Polarity,Target,Previous actual\nM1,measure,d,P,T,number,higher,{text},{text}\n")
     item = load_register(path).items[0]
     assert item.target == item.previous_actual == float(text)
+
+
+# -- registers as councils keep them --
+
+COUNCIL = [
+    ["Ref", "Kind", "Description", "Portfolio", "Theme", "Unit", "Polarity", "Target", "Previous actual"],
+    ["CT 1", "Measure", "Council tax collected", "Resources", "Well Run", "%", "Higher is better", "95%", "96%"],
+    ["WS 2", "Measure", "Residual waste per household", "Place", "Green", "kg", "Smaller is better", "440", "452"],
+]
+
+
+def test_title_and_blank_rows_above_the_header(tmp_path):
+    path = tmp_path / "r.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerows([["Derby City Council: performance register 2025/26"], ["Updated 1 April 2025"], [], *COUNCIL])
+    reg = load_register(path)
+    assert [i.ref for i in reg.items] == ["CT 1", "WS 2"]
+    assert reg.by_ref["WS 2"].row == 6  # rows numbered as the file has them
+    # ... and a problem below such a header names the file's own row number.
+    rows = [["Title"], [], COUNCIL[0], ["X 1", "thing", "d", "P", "T", "", "", "", ""]]
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "bad.csv", rows[0], rows[1:]))
+    assert [str(p) for p in exc.value.problems] == ["row 4, column Kind: unknown kind 'thing'; use one of action, measure, project, risk"]
+
+
+def test_no_header_row_says_what_the_fullest_row_has(tmp_path):
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "r.csv", ["Item", "Type", "What"], [["A", "action", "d"]]))
+    (problem,) = exc.value.problems
+    assert "no header row naming Ref, Kind" in problem.message and "the fullest row (row 1) has: Item, Type, What" in problem.message
+
+
+def test_csv_saved_by_excel_as_plain_csv_in_windows_1252(tmp_path):
+    path = tmp_path / "r.csv"
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([COUNCIL[0], ["RS 2", "measure", "Savings delivered", "Resources – Finance", "Well Run", "£", "higher", "£1.2m", "£1,150,000"]])
+    path.write_bytes(buffer.getvalue().encode("cp1252"))
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")  # really not UTF-8: the £ and the dash are one byte each
+    item = load_register(path).by_ref["RS 2"]
+    assert (item.portfolio, item.unit, item.target, item.previous_actual) == ("Resources – Finance", "money", 1_200_000, 1_150_000)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_csv_in_utf8_with_or_without_bom(tmp_path, bom):
+    path = tmp_path / "r.csv"
+    path.write_bytes(bom + "\n".join(",".join(r) for r in COUNCIL).encode("utf-8"))
+    assert [i.ref for i in load_register(path).items] == ["CT 1", "WS 2"]
+
+
+@pytest.mark.parametrize(
+    "word, polarity",
+    [("Higher is better", "higher"), ("bigger is better", "higher"), ("Larger is better", "higher"), ("high", "higher"),
+     ("Lower is better", "lower"), ("Smaller is better", "lower"), ("low", "lower"), ("LOWER", "lower")],
+)  # fmt: skip
+def test_polarity_words(tmp_path, word, polarity):
+    rows = [COUNCIL[1][:6] + [word] + COUNCIL[1][7:]]
+    assert load_register(_write_csv(tmp_path / "r.csv", COUNCIL[0], rows)).by_ref["CT 1"].polarity == polarity
+
+
+@pytest.mark.parametrize("unit, canonical", [("hours", "hours"), ("hrs", "hours"), ("weeks", "weeks"), ("Minutes", "minutes"), ("mins", "minutes"), ("working days", "days")])
+def test_units_of_time(tmp_path, unit, canonical):
+    rows = [["T 1", "measure", "Time to answer", "P", "T", unit, "lower", "4", "5"]]
+    assert load_register(_write_csv(tmp_path / "r.csv", COUNCIL[0], rows)).by_ref["T 1"].unit == canonical
+
+
+@pytest.mark.parametrize("amount, value", [("£1.2m", 1_200_000), ("£450k", 450_000), ("£2bn", 2e9), ("1.5m", 1_500_000), ("£30,710,876", 30_710_876)])
+def test_amounts_of_money(tmp_path, amount, value):
+    rows = [["M 1", "measure", "Savings", "P", "T", "money", "higher", amount, ""]]
+    assert load_register(_write_csv(tmp_path / "r.csv", COUNCIL[0], rows)).by_ref["M 1"].target == value
+
+
+@pytest.mark.parametrize("text", ["2024-25-Q4", "2024/25 Q4", "Q4 2024/25", "Q4 24/25", "Jan-Mar 2025", "March 2025"])
+def test_previous_period_spellings(tmp_path, text):
+    rows = [["M 1", "measure", "d", "P", "T", "number", "higher", "5", "4", text]]
+    assert load_register(_write_csv(tmp_path / "r.csv", COUNCIL[0] + ["Previous period"], rows)).by_ref["M 1"].previous_period == "2024-25-Q4"
+
+
+def test_quarter_targets(tmp_path):
+    header = COUNCIL[0] + ["Target Q1", "Target Q2", "Target Q3", "Target Q4"]
+    rows = [["CT 1", "measure", "Council tax", "P", "T", "percent", "higher", "95%", "96%", "28%", "55%", "82%", ""]]
+    item = load_register(_write_csv(tmp_path / "r.csv", header, rows)).by_ref["CT 1"]
+    assert [item.target_for(q) for q in (1, 2, 3, 4)] == [pytest.approx(0.28), pytest.approx(0.55), pytest.approx(0.82), pytest.approx(0.95)]
+    assert item.quarter_targets == (pytest.approx(0.28), pytest.approx(0.55), pytest.approx(0.82), None)
+
+
+def test_a_problem_on_every_row_names_row_column_and_what_was_seen(tmp_path):
+    header = COUNCIL[0] + ["Target Q1", "Previous period"]
+    rows = [
+        ["A 1", "measure", "d", "P", "T", "furlongs", "higher", "5", "", "", ""],
+        ["A 2", "measure", "d", "P", "T", "number", "sideways", "5", "", "", ""],
+        ["A 3", "measure", "d", "P", "T", "money", "higher", "£lots", "", "", ""],
+        ["A 4", "measure", "d", "P", "T", "percent", "higher", "95%", "", "", "Q5 2024"],
+        ["A 5", "action", "d", "P", "T", "", "", "", "", "3", ""],
+        ["A 5", "action", "d", "P", "T", "", "", "", "", "", ""],
+        ["", "risk", "d", "P", "T", "", "", "", "", "", ""],
+        ["A 8", "measure", "d", "", "T", "number", "higher", "", "", "", ""],
+        ["A 9", "measure", "d", "P", "T", "", "higher", "4", "", "", ""],
+    ]
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "r.csv", header, rows))
+    assert [str(p) for p in exc.value.problems] == [
+        "row 2, column Unit: unknown unit 'furlongs'; use one of percent, number, money, rate, days, kg, km, score, hours, weeks, minutes",
+        "row 3, column Polarity: unknown polarity 'sideways'; use higher or lower",
+        "row 4, column Target: Target is not a number: '£lots' is not a number",
+        "row 5, column Previous period: 'Q5 2024' is not a quarter; write it like 2024/25 Q4",
+        "row 6, column Target Q1: a action has no target",
+        "row 7, column Ref: duplicate ref 'A 5' (first on row 6)",
+        "row 8, column Ref: Ref is empty",
+        "row 9, column Portfolio: Portfolio is empty",
+        "row 10, column Unit: a measure needs a unit",
+    ]
+
+
+def test_xlsx_register_read_with_calamine_below_a_title(tmp_path):
+    path = tmp_path / "r.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Register")
+    ws.write(0, 0, "Performance register 2025/26")
+    for r, row in enumerate(COUNCIL, start=2):
+        ws.write_row(r, 0, row)
+    wb.add_worksheet("Notes").write(0, 0, "not the register")
+    wb.close()
+    reg = load_register(path)
+    assert [(i.ref, i.polarity, i.row) for i in reg.items] == [("CT 1", "higher", 4), ("WS 2", "lower", 5)]
+
+
+def test_xlsx_register_that_would_abort_the_reader_is_refused(tmp_path):
+    # A cell at XFD1048576 makes python-calamine abort the process; the pre-scan refuses it.
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Register")
+    ws.write_row(0, 0, COUNCIL[0])
+    ws.write_row(1, 0, COUNCIL[1])
+    ws.write(1048575, 16383, "far")
+    wb.close()
+    code = f"from derbyxl.register import load_register, RegisterError\ntry:\n    load_register({str(path)!r})\nexcept RegisterError as e:\n    print(e.problems[0])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("The register workbook cannot be read safely: sheet 'Register' uses row 1,048,576")
+
+
+def test_an_old_style_xls_register_says_what_to_do(tmp_path):
+    path = tmp_path / "r.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100))
+    with pytest.raises(RegisterError) as exc:
+        load_register(path)
+    assert "save it as Excel Workbook (.xlsx), or as CSV" in exc.value.problems[0].message

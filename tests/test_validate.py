@@ -92,7 +92,7 @@ def test_wrong_period(tmp_path, register, answers, returns_copy):
     report = validate_paths([returns_copy], register, period=Q4)
     fr = next(f for f in report.files if f.workbook == q3.path.name)
     assert flatten(fr.findings) == [(None, None, "wrong-period")]
-    assert "this is the 2024/25 Q3 return; download the 2024/25 Q4 template" in fr.findings[0].message
+    assert "this is the 2024/25 Q3 return; use the 2024/25 Q4 template you were sent" in fr.findings[0].message
     # Without --period, the latest period claimed is expected: the stale return still stands out.
     report = validate_paths([returns_copy], register)
     assert [f.code for f in report.findings if f.severity == "error"] == ["wrong-period"]
