@@ -165,6 +165,7 @@ def main(argv=None):
     ap.add_argument("--mistakes", type=float, default=0.05, help="share of returns with officers' mistakes")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--no-datamaps", action="store_true", help="leave datamaps out even when it is installed")
+    ap.add_argument("--register-portfolios", type=int, default=300, help="register load: copies of the sample's 199 items as .csv and .xlsx (300: 59,700 items; 0 leaves it out)")
     ap.add_argument("--repeat", type=int, default=1, help="run validate, consolidate and validate again this many times (from no history each time) and report the median run of each")
     args = ap.parse_args(argv)
     n = args.returns
@@ -205,6 +206,11 @@ def main(argv=None):
 
     datamaps = None if args.no_datamaps else run_datamaps(work, register)
 
+    from register_load import measure as measure_register_load
+    from register_load import report as report_register_load
+
+    register_load = measure_register_load(args.register_portfolios, work / "register-load", max(3, args.repeat)) if args.register_portfolios else None
+
     total = validate["wall"] + consolidate["wall"]
     result = {
         "returns": n,
@@ -221,6 +227,7 @@ def main(argv=None):
         "findings": {"errors": sum(f["severity"] == "error" for f in findings), "warnings": sum(f["severity"] == "warning" for f in findings)},
         "datamaps": datamaps,
         "datamaps_over_derbyxl": (datamaps["wall"] / total) if datamaps else None,
+        "register_load": register_load,
     }
     (work / "bench.json").write_text(json.dumps(result, indent=2))
     print(f"{'step':<26}{'wall s':>9}{'cpu s':>8}{'ms/return':>11}{'peak RSS MB':>13}{'x floor':>9}")
@@ -243,6 +250,8 @@ def main(argv=None):
         print(f"datamaps ({datamaps['datamap_cells']} cells a return, master written: {datamaps['master_written']}) took {result['datamaps_over_derbyxl']:.1f}x as long as derbyxl's validate + consolidate")
     else:
         print("datamaps: left out (--no-datamaps)" if args.no_datamaps else "datamaps: not installed (pip install datamaps, or make bench)")
+    if register_load:
+        report_register_load(register_load)
     print(f"written {work / 'bench.json'}")
     return result
 

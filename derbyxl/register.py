@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import hashlib
+import io
+import math
 import operator
 import re
 from collections import Counter
@@ -306,8 +307,7 @@ def _read_workbook(path: Path) -> Iterator[list]:
         raise
     except Exception as exc:  # noqa: BLE001 - calamine raises assorted types for damaged files
         raise RegisterError(str(path), [RegisterProblem(None, None, f"the workbook could not be read ({type(exc).__name__}: {exc}); open it in Excel, save it, and try again")]) from exc
-    for row in rows:
-        yield [None if v == "" else v for v in row]
+    yield from rows  # an empty cell is "", which the parser takes as empty
 
 
 def cell_text(v) -> str:
@@ -430,12 +430,14 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     seen: dict[str, int] = {}
     new_item = object.__new__
     for n, row in enumerate(rows, start=header_row + 1):
-        try:
-            blank = not "".join(row).strip()  # rows of a CSV: all text
-        except TypeError:
-            blank = not any(c is not None and str(c).strip() for c in row)
-        if blank:
-            continue
+        first = row[ref_i] if len(row) > ref_i else None
+        if first is None or first.__class__ is not str or not first.strip():  # no Ref: a blank row?
+            try:
+                blank = not "".join(row).strip()  # rows of a CSV: all text
+            except TypeError:  # a workbook's row: numbers and None among the text
+                blank = not any(c is not None and str(c).strip() for c in row)
+            if blank:
+                continue
         if len(row) < width:
             row = [*row, *([None] * (width - len(row)))]
         key = pick(row)
@@ -518,6 +520,8 @@ def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[t
             numbers.append(None)
         elif value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
             numbers.append(float(value))  # what parse_value makes of it, without its message
+        elif (value.__class__ is float or value.__class__ is int) and (unit != "percent" or -1 <= value <= 1) and math.isfinite(value):
+            numbers.append(float(value))  # a workbook's number cell (a percent one is checked by _number)
         else:
             numbers.append(_number(value, col, unit, problems))
     target, previous, minimum, maximum, *by_quarter = numbers

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--returns", "12", "--mistakes", "0.5", "--repeat", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--returns", "12", "--mistakes", "0.5", "--repeat", "2", "--register-portfolios", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads((out / "bench.json").read_text())
     assert data["returns"] == 12 and data["items"] == 12 * 199
@@ -34,3 +34,6 @@ def test_benchmark_smoke(tmp_path):
     assert data["findings"]["errors"] > 0
     assert (out / "outputs" / "master_2024-25-Q4.xlsx").exists()
     assert "validate + consolidate" in r.stdout
+    load = data["register_load"]
+    assert load["csv"]["items"] == load["xlsx"]["items"] == 2 * 199 and load["xlsx_over_csv"] > 0
+    assert "register load (398 items" in r.stdout
