@@ -131,7 +131,15 @@ class Splicer:
         self._tables[name] = (written, full)
 
     def save(self, path: str | Path) -> None:
-        """Write the workbook that xlsxwriter left in :attr:`buffer` to ``path``, with the rows."""
+        """Write the workbook that xlsxwriter left in :attr:`buffer` to ``path``, with the rows.
+        When a row source fails part way, what was written of ``path`` is removed."""
+        try:
+            self._save(path)
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+
+    def _save(self, path: str | Path) -> None:
         from derbyxl.guard import sheet_parts  # the mapping of sheet names to parts the scan uses
 
         self.buffer.seek(0)

@@ -9,6 +9,7 @@ direction of travel from the register and history, write the master and record t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import shutil
@@ -181,7 +182,13 @@ def _decided_by(best: Submission, runner_up: Submission) -> str:
     return "same dates; last by name"
 
 
-def build_rows(register: Register, period: Period, chosen: dict[str, Submission], history: History | None) -> list[dict]:
+def build_rows(
+    register: Register,
+    period: Period,
+    chosen: dict[str, Submission],
+    history: History | None,
+    latest: dict[str, tuple[str, float]] | None = None,
+) -> list[dict]:
     """One row per register item with status and direction of travel.
 
     A measure is shown with the target for the quarter (:meth:`Item.target_for`) and its
@@ -190,7 +197,8 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
     profiles them) and year on year with the same quarter last year, each only where that
     value exists ("No comparison" otherwise), and says which period it compared.
     """
-    latest = history.latest_values(before=period) if history else {}
+    if latest is None:
+        latest = history.latest_values(before=period) if history else {}
     then = history.values_for(period.year_ago) if history else {}
     by_ref = {}
     for s in chosen.values():
@@ -257,6 +265,7 @@ def build_rows(register: Register, period: Period, chosen: dict[str, Submission]
     return rows
 
 
+@functools.lru_cache(maxsize=256)
 def _label(key: str | None) -> str | None:
     """A period as people read it (2024/25 Q4), for the master and the history."""
     return Period.parse(key).label if key else None
@@ -320,7 +329,8 @@ def consolidate(
     generated_at = (generated_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
-        report = validate_paths(sources, register, period=period, limits=limits, history=history, cache=cache if use_cache else None, prescan=prescan)
+        latest = history.latest_values(before=period)  # each measure's baseline, for the checks and the rows
+        report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, prescan=prescan)
         if report.other_register:
             raise RegisterMismatch(f"{report.other_register}. Nothing was written; the master and history are as they were.")
         subs, chosen = choose_submissions(report, register, period)
@@ -328,7 +338,7 @@ def consolidate(
             raise NoValidReturn(_no_valid_return(report, period))
         invalid = sorted({s.report.portfolio for s in subs if not s.report.valid and s.report.portfolio and s.report.portfolio not in chosen})
         missing = [p for p in register.portfolios if p not in chosen]
-        rows = build_rows(register, period, chosen, history)
+        rows = build_rows(register, period, chosen, history, latest)
         result = Result(period, None, report, subs, missing, invalid, rows, generated_at.isoformat())
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result

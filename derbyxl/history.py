@@ -227,16 +227,15 @@ class History:
     def latest_values(self, before: Period | str | None = None) -> dict[str, tuple[str, float]]:
         """The most recent consolidated actual of each measure and the period it is for
         (before a period, if given), from each period's current run."""
-        out: dict[str, tuple[Period, float]] = {}
-        limit = Period.parse(before) if before else None
-        cur = self.db.execute("SELECT iv.period, iv.ref, iv.actual FROM item_value iv JOIN consolidation c ON iv.run_id = c.run_id WHERE iv.actual IS NOT NULL")
-        for period, ref, actual in cur:
-            p = Period.parse(period)
-            if limit and p >= limit:
-                continue
-            if ref not in out or out[ref][0] < p:
-                out[ref] = (p, actual)
-        return {ref: (p.key, v) for ref, (p, v) in out.items()}
+        # Period keys (2024-25-Q4) sort as the quarters do, so SQLite picks the latest; with
+        # MAX(), SQLite takes the other bare columns from the row holding the maximum.
+        limit = Period.parse(before).key if before else "9999"
+        cur = self.db.execute(
+            "SELECT iv.ref, MAX(iv.period), iv.actual FROM item_value iv JOIN consolidation c ON iv.run_id = c.run_id"
+            " WHERE iv.actual IS NOT NULL AND iv.period < ? GROUP BY iv.ref",
+            (limit,),
+        )
+        return {ref: (period, actual) for ref, period, actual in cur}
 
     def _runs(self, where: str = "", args: tuple = ()) -> list[Run]:
         current = {r[0] for r in self.db.execute("SELECT run_id FROM consolidation")}

@@ -9,6 +9,7 @@ are read too when they are unambiguous: ``2024/25 Q4``, ``Q4 2024/25``, ``Q4 24/
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -50,15 +51,19 @@ class Period:
         """
         if isinstance(text, Period):
             return text
-        m = _PATTERN.match(str(text))
+        return _parse(str(text))
+
+    @classmethod
+    def _read(cls, text: str) -> Period:
+        m = _PATTERN.match(text)
         if m:
             start_text, end, q = m.group(1), m.group(2), int(m.group(3))
-        elif (m := _QUARTER_FIRST.match(str(text))) is not None:
+        elif (m := _QUARTER_FIRST.match(text)) is not None:
             q, start_text, end = int(m.group(1)), m.group(2), m.group(3)
             if len(start_text) == 2:
                 start_text = "20" + start_text
         else:
-            by_month = _from_months(str(text))
+            by_month = _from_months(text)
             if by_month is None:
                 raise PeriodError(f"{text!r} is not a period; write it like 2024-25-Q4 or '2024/25 Q4'")
             return by_month
@@ -70,12 +75,15 @@ class Period:
             raise PeriodError(f"{text!r}: a financial year runs over two consecutive years")
         return cls(start, q)
 
-    @property
+    # Periods are frozen, so what is worked out from one is kept on it (cached_property writes
+    # to the instance's __dict__, past the frozen __setattr__): a quarter of 200,000 items asks
+    # for the same quarter's key, label and neighbours hundreds of thousands of times.
+    @functools.cached_property
     def key(self) -> str:
         """The form used in file names and on the command line: ``2024-25-Q4``."""
         return f"{self.start_year}-{(self.start_year + 1) % 100:02d}-Q{self.quarter}"
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """The form people read: ``2024/25 Q4``."""
         return f"{self.start_year}/{(self.start_year + 1) % 100:02d} Q{self.quarter}"
@@ -87,20 +95,20 @@ class Period:
     def __str__(self) -> str:
         return self.label
 
-    @property
+    @functools.cached_property
     def previous(self) -> Period:
         """The quarter before (Q4 of the year before for a Q1)."""
         if self.quarter == 1:
             return Period(self.start_year - 1, 4)
         return Period(self.start_year, self.quarter - 1)
 
-    @property
+    @functools.cached_property
     def next(self) -> Period:
         if self.quarter == 4:
             return Period(self.start_year + 1, 1)
         return Period(self.start_year, self.quarter + 1)
 
-    @property
+    @functools.cached_property
     def year_ago(self) -> Period:
         """The same quarter of the previous financial year."""
         return Period(self.start_year - 1, self.quarter)
@@ -119,6 +127,12 @@ class Period:
     def due_date(self, days_after_end: int = 21) -> dt.date:
         """When returns are due: by default three weeks after the quarter ends."""
         return self.end + dt.timedelta(days=days_after_end)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> Period:
+    """:meth:`Period.parse` of a text, kept: the same few texts are parsed again and again."""
+    return Period._read(text)
 
 
 def _month(word: str) -> int | None:

@@ -501,6 +501,7 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
 _KIND_COLUMNS = ("Kind", "Unit", "Polarity", "Green within", "Amber within", "Blue from", "Previous period")
 _NUMBER_COLUMNS = ("Target", "Previous actual", "Minimum", "Maximum", *QUARTER_TARGET_COLUMNS)
 _FIELD_COLUMNS = _KIND_COLUMNS + _NUMBER_COLUMNS
+_NO_QUARTER_TARGETS = [None] * len(QUARTER_TARGET_COLUMNS)
 
 
 def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[tuple[str, str]]]:
@@ -525,10 +526,10 @@ def _parse_fields(kind_cells: tuple, number_cells: tuple) -> tuple[tuple, list[t
         else:
             numbers.append(_number(value, col, unit, problems))
     target, previous, minimum, maximum, *by_quarter = numbers
-    quarter_targets = tuple(by_quarter) if any(t is not None for t in by_quarter) else None
+    quarter_targets = None if by_quarter == _NO_QUARTER_TARGETS else tuple(by_quarter)
     if kind == "measure" and (target is not None or quarter_targets) and polarity is None and not pol_text:
         problems.append(("Polarity", "a measure with a target needs a polarity (higher or lower)"))
-    if kind in ("action", "project", "risk"):
+    if kind != "measure" and kind is not None and (target is not None or quarter_targets):
         for col, t in zip(("Target", *QUARTER_TARGET_COLUMNS), (target, *by_quarter)):
             if t is not None:
                 problems.append((col, f"a {kind} has no target"))

@@ -89,6 +89,20 @@ COMMENTARY = Column(
     prompt="Required for Amber and Red, and when there is no data: what is happening and what is being done.",
 )
 
+#: What the Actual cell's prompt says first, by the measure's unit: what to type, in words that
+#: work in Excel and in LibreOffice alike (LibreOffice stores 7.4 typed in a percent cell as
+#: 740%; typing the % sign is right in both).
+ACTUAL_PROMPTS = {
+    "percent": "A percentage: type it with the % sign, e.g. 7.4%.",
+    "money": "An amount in pounds as a number, e.g. 30710876 (no £ sign needed).",
+    "rate": "The rate as a number, e.g. 110.4 (without 'per 10,000').",
+    "score": "The score as a number, e.g. 3.5.",
+    "number": "A number, e.g. 3134.",
+}
+#: Units of measure typed as a number of them: "A number of days, e.g. 12.5."
+for _unit in ("days", "hours", "weeks", "minutes", "kg", "km"):
+    ACTUAL_PROMPTS[_unit] = f"A number of {_unit}, e.g. 12.5 (no '{_unit}' after it)."
+
 SHEETS: tuple[SheetSpec, ...] = (
     SheetSpec(
         "Measures",
@@ -106,7 +120,7 @@ SHEETS: tuple[SheetSpec, ...] = (
                 role="input",
                 dtype="number",
                 width=13,
-                prompt="The value for the period as a plain number. Percent cells: type 7.4 or 7.4% for 7.4%. Leave blank if no data and say why in Note.",
+                prompt="Leave it blank if there is no data, and say why in Note.",
             ),
             Column(
                 "Note",

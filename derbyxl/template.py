@@ -23,6 +23,7 @@ from derbyxl.baseline import baseline
 from derbyxl.periods import Period
 from derbyxl.register import Item, Register
 from derbyxl.spec import (
+    ACTUAL_PROMPTS,
     COVER_SHEET,
     FORMAT_VERSION,
     LONG_TEXT,
@@ -48,7 +49,7 @@ ACTION_COLOURS = {
 }
 STEPS = (
     "Go through each sheet (tabs at the bottom). Only the shaded cells can be typed in.",
-    "Measures: type the actual for the period as a plain number; the Status preview colours itself.",
+    "Measures: type the actual for the period as a number (percentages with the % sign, e.g. 7.4%); the Status preview colours itself.",
     "Actions and Projects: pick a status from the drop-down. Risks: pick likelihood and impact 1-4.",
     "Write commentary for every Amber or Red item and for any measure without data (say why in Note).",
     "Fill in the sign-off below, save the file without renaming its sheets, and send it back.",
@@ -151,11 +152,7 @@ def _validation(spec: SheetSpec, col, item: Item) -> dict:
             "minimum": -1e15 if lo is None else lo,
             "maximum": 1e15 if hi is None else hi,
         }
-        prompt = col.prompt
-        if item.unit == "percent":
-            prompt = "A percentage, e.g. 7.4%. " + prompt
-        elif item.unit == "money":
-            prompt = "An amount in pounds, without the £ sign. " + prompt
+        prompt = ACTUAL_PROMPTS.get(item.unit or "number", ACTUAL_PROMPTS["number"]) + " " + col.prompt
         if lo is not None or hi is not None:
             rng = "between {} and {}".format(
                 "any" if lo is None else _shown(lo, item.unit), "any" if hi is None else _shown(hi, item.unit)

@@ -45,6 +45,7 @@ def validate_paths(
     limits: Limits = DEFAULT_LIMITS,
     previous: dict[str, dict] | None = None,
     history=None,
+    latest: dict[str, tuple[str, float]] | None = None,
     progress: Callable[[Path], None] | None = None,
     cache: FileCache | None = None,
     workers: int | None = None,
@@ -62,6 +63,8 @@ def validate_paths(
         history: the :class:`derbyxl.history.History` of earlier quarters: each measure's
             baseline for plausibility is its latest actual there (:mod:`derbyxl.baseline`),
             else the register's Previous actual.
+        latest: those latest actuals when the caller has them already
+            (:meth:`derbyxl.history.History.latest_values` for the period).
         progress: called with each file once it has been read (not for files in the cache).
         cache: per-file results kept by SHA-256 (:class:`derbyxl.cache.FileCache`): files
             found there (checked against the same register, with the same limits) are not
@@ -128,9 +131,9 @@ def validate_paths(
     for rec in records:
         if rec["bad"]:  # a value found bad across files has no status
             checks.compute_status(rec, register.by_ref[rec["ref"]], expected.quarter)
-    latest = {}
     if history is not None and expected is not None:
-        latest = history.latest_values(before=expected)
+        if latest is None:
+            latest = history.latest_values(before=expected)
         if previous is None:
             previous = history.values_for(expected.previous)
     for f in checks.check_cross_field(records, register, expected, latest, previous) if expected is not None else ():

@@ -114,6 +114,7 @@ def test_a_failing_row_source_leaves_no_half_file_behind(tmp_path):
     wb.close()
     with pytest.raises(RuntimeError, match="source failed"):
         splicer.save(tmp_path / "e.xlsx")
+    assert list(tmp_path.iterdir()) == []  # no partial workbook left at the name
 
 
 @pytest.mark.soffice

@@ -96,10 +96,11 @@ def test_returns_saved_in_other_formats_write_nothing(recorded):
     for p in recorded["returns"].glob("*.xlsx"):
         shutil.copyfile(p, other / (p.stem + ".xlsm"))
     (other / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    shutil.copyfile(next(recorded["returns"].glob("Place_*.xlsx")), other / "Place.ods")
     before = state(recorded)
     r = run("consolidate", other, "--register", recorded["register"], "--period", "2025-26-Q1", "--out", recorded["out"])
     assert r.returncode == 1
-    assert "4 are not an .xlsx workbook" in r.stderr
+    assert "5 are not an .xlsx workbook" in r.stderr
     assert state(recorded) == before
 
 
