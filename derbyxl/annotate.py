@@ -52,8 +52,10 @@ def annotated_name(workbook: str, taken: set[str] | None = None) -> str:
 
 
 def annotate_file(fr: FileReport, out_dir: str | Path, name: str | None = None) -> Path | None:
-    """Write the annotated copy of one return; ``None`` when it has no findings or cannot be opened."""
-    if not fr.findings or any(f.code in UNREADABLE for f in fr.findings):
+    """Write the annotated copy of one return; ``None`` when it has no findings or cannot be
+    opened (an OpenDocument return gets none: openpyxl writes .xlsx only, and a copy in
+    another format than the lead sent would be one more thing to convert)."""
+    if not fr.findings or any(f.code in UNREADABLE for f in fr.findings) or Path(fr.path).suffix.lower() == ".ods":
         return None
     out_dir = Path(out_dir)
     target = out_dir / (name or annotated_name(fr.workbook))

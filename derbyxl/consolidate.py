@@ -397,7 +397,7 @@ def _no_valid_return(report: Report, period: Period) -> str:
         parts[-1] += f" (is this the right folder, and the right --period?)"
     wrong_type = sum(1 for fr in files if any(f.code in _NOT_XLSX for f in fr.findings))
     if wrong_type:
-        parts.append(f"{wrong_type} {'is' if wrong_type == 1 else 'are'} not an .xlsx workbook (save as Excel Workbook .xlsx)")
+        parts.append(f"{wrong_type} {'is' if wrong_type == 1 else 'are'} not a workbook derbyxl reads (save as Excel Workbook .xlsx, or ODF Spreadsheet .ods)")
     foreign = sum(1 for fr in files if any(f.code in ("unknown-portfolio", "other-register") for f in fr.findings))
     if foreign:
         parts.append(f"{foreign} {'was' if foreign == 1 else 'were'} made from another register (pass --register with the register the templates came from)")

@@ -34,7 +34,7 @@ CATALOGUE: dict[str, Code] = {
     "file-missing": _c("file", ERROR, "The file does not exist", "Check the path."),
     "file-empty": _c("file", ERROR, "The file is empty", "Save the return again in Excel and resend it."),
     "file-too-large": _c("file", ERROR, "The file is larger than a return can be", "Remove pictures and extra sheets, or ask the Performance team."),
-    "wrong-file-type": _c("file", ERROR, "This is not an Excel .xlsx workbook", "Use Save As > Excel Workbook (*.xlsx) on the template you were sent."),
+    "wrong-file-type": _c("file", ERROR, "This is not a workbook derbyxl reads (.xlsx or .ods)", "Save the template you were sent as Excel Workbook (.xlsx) or, in LibreOffice, as ODF Spreadsheet (.ods)."),
     "macro-workbook": _c("file", ERROR, "The workbook contains macros (.xlsm)", "Save as Excel Workbook (*.xlsx), which drops the macros, and resend."),
     "legacy-xls": _c("file", ERROR, "This is an old-style .xls workbook", "Open it and Save As Excel Workbook (*.xlsx)."),
     "password-protected": _c("file", ERROR, "The workbook is encrypted with a password", "Remove the password to open (File > Info > Protect Workbook) and resend."),

@@ -141,12 +141,12 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
         return stop("legacy-xls", "the file is in the Excel 97-2003 format" + (" but named .xlsx" if suffix == ".xlsx" else ""))
     if suffix == ".xlsm":
         return stop("macro-workbook", "the file is named .xlsm")
-    if suffix in (".xls", ".xlsb", ".ods", ".csv", ".pdf", ".txt", ".docx"):
+    if suffix in (".xls", ".xlsb", ".csv", ".pdf", ".txt", ".docx"):
         return stop("wrong-file-type", f"the file is named {suffix}")
     if not head.startswith(b"PK"):
         code, why = _sniff_type(open(path, "rb").read(512), suffix)
         return stop(code, why)
-    if suffix != ".xlsx":
+    if suffix not in (".xlsx", ".ods"):
         return stop("wrong-file-type", f"the file is named {suffix or 'without an extension'}")
 
     try:
@@ -169,6 +169,12 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
             if i.flag_bits & 0x1:
                 return stop("password-protected", "its parts are encrypted")
         names = {i.filename for i in infos}
+        opendocument = _opendocument_type(zf, names)
+        if suffix == ".ods" or opendocument:
+            if suffix != ".ods":
+                # calamine picks its reader by the extension: an .ods named .xlsx cannot be read.
+                return stop("wrong-file-type", f"it is an OpenDocument spreadsheet (as LibreOffice saves one) named {suffix}; rename it to .ods, or save it as Excel Workbook (.xlsx)")
+            return _scan_opendocument(zf, names, opendocument, res, stop, limits, started)
         if "xl/vbaProject.bin" in names:
             return stop("macro-workbook", "it contains a VBA project")
         if "[Content_Types].xml" not in names:
@@ -233,6 +239,152 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
     return res
 
 
+_ODS_TYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+# OpenDocument's grid, in content.xml: tables, rows and cells, under any namespace prefix,
+# with the repeat counts that expand them (LibreOffice writes the empty rest of a sheet as one
+# row repeated 1,048,553 times, holding one empty cell repeated 16,384 times).
+_ODS_GRID = re.compile(
+    rb"<(?:[\w.-]+:)?(?:(table)|(table-row)|(covered-table-cell|table-cell))(?=[\s>/])([^>]*)>|</(?:[\w.-]+:)?(table-row|table)>"
+)
+_ODS_NAME = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?name\s*=\s*(["'])(.*?)\1""")
+_ODS_ERROR = re.compile(rb"""value-type\s*=\s*["']error""")
+_ROWS_REPEATED = re.compile(rb"""number-rows-repeated\s*=\s*["']\s*([0-9]{1,12})""")
+_COLUMNS_REPEATED = re.compile(rb"""number-columns-repeated\s*=\s*["']\s*([0-9]{1,12})""")
+_VALUE_TYPE = re.compile(rb"\bvalue-type\s*=")
+
+
+def _opendocument_type(zf: zipfile.ZipFile, names: set[str]) -> bytes | None:
+    """The media type an OpenDocument file declares in its first part, ``mimetype`` (None
+    when it is not an OpenDocument file)."""
+    if "mimetype" not in names:
+        return None
+    try:
+        info = zf.getinfo("mimetype")
+        if info.file_size > 200:
+            return None
+        return zf.read(info).strip()
+    except _ZIP_ERRORS:
+        return None
+
+
+def _scan_opendocument(zf: zipfile.ZipFile, names: set[str], media: bytes | None, res: ScanResult, stop, limits: Limits, started: float) -> ScanResult:
+    """The pre-scan of an OpenDocument spreadsheet (.ods): the same guarantees as for an .xlsx
+    (its type, no macros, no encryption, no DTD or entities, and a grid of cells holding values
+    within the limits, counting the repeats that expand rows and cells), so that calamine never
+    meets a grid it cannot hold."""
+    if media != _ODS_TYPE:
+        what = media.decode("ascii", "replace") if media else "no media type"
+        return stop("wrong-file-type", f"it is not an OpenDocument spreadsheet ({what})")
+    if any(n.startswith(("Basic/", "Scripts/")) for n in names):
+        return stop("macro-workbook", "it contains macros (LibreOffice Basic or scripts)")
+    try:
+        manifest = zf.read("META-INF/manifest.xml") if "META-INF/manifest.xml" in names else b""
+        if b"encryption-data" in manifest:
+            return stop("password-protected", "it is saved with a password")
+        if "content.xml" not in names:
+            return stop("missing-part", "content.xml is missing")
+        for part in ("META-INF/manifest.xml", "styles.xml", "meta.xml", "settings.xml"):
+            if part in names:
+                with zf.open(part) as fh:
+                    if _DTD.search(fh.read(4096)):
+                        return stop("xml-forbidden", f"{part} declares a DTD or entities")
+        res.sheets, res.error_cells = _scan_ods_content(zf, limits)
+    except _Stop as exc:
+        return stop(exc.code, exc.message, sheet=exc.sheet)
+    except _ZIP_ERRORS as exc:
+        return stop("corrupt-file", f"its content cannot be read ({exc})")
+    if time.monotonic() - started > limits.max_seconds:
+        return stop("time-limit", f"over {limits.max_seconds:g} s")
+    return res
+
+
+def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Stream content.xml: per table, the furthest row and column holding a value (a cell with
+    a value type, or with content) and the cells holding values, repeats counted; and the
+    cells showing an error (LibreOffice marks them ``calcext:value-type="error"``; calamine
+    may read them as 0).
+
+    Returns:
+        the sheet names, each mapped to the part holding it (content.xml), and the error
+        cells by sheet (A1 references).
+
+    Raises:
+        _Stop: for a DTD, or a grid beyond the limits.
+    """
+    sheets: dict[str, str] = {}
+    errors: dict[str, set[str]] = {}
+    name = ""
+    row = col = 0  # the next row of the table, the next column of the row (0-based)
+    repeat = 1  # how many times the current row stands
+    row_has_value = False
+    max_row = max_col = cells = 0
+    tail = b""
+    first = True
+    with zf.open("content.xml") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if first:
+                if _DTD.search(chunk[:4096]):
+                    raise _Stop("xml-forbidden", "content.xml declares a DTD or entities")
+                first = False
+            if not chunk:
+                data, tail = tail, b""
+            else:
+                data = tail + chunk
+                cut = data.rfind(b"<")
+                if cut <= 0:
+                    tail = data
+                    continue
+                data, tail = data[:cut], data[cut:]
+            for m in _ODS_GRID.finditer(data):
+                table, row_tag, cell_tag, attrs, end = m.groups()
+                if table:
+                    found = _ODS_NAME.search(attrs)
+                    name = html.unescape(found.group(2).decode("utf-8", "replace")) if found else f"Sheet{len(sheets) + 1}"
+                    sheets[name] = "content.xml"
+                    row = col = max_row = max_col = 0
+                elif row_tag:
+                    r = _ROWS_REPEATED.search(attrs)
+                    repeat, col, row_has_value = (int(r.group(1)) if r else 1), 0, False
+                    if attrs.endswith(b"/"):
+                        row += repeat
+                elif cell_tag:
+                    c = _COLUMNS_REPEATED.search(attrs)
+                    times = int(c.group(1)) if c else 1
+                    col += times
+                    # A cell holds something when it says what type of value, or is not empty.
+                    if _VALUE_TYPE.search(attrs) or not attrs.endswith(b"/"):
+                        row_has_value = True
+                        cells += times * repeat
+                        if col > max_col:
+                            max_col = col
+                        if _ODS_ERROR.search(attrs) and col <= limits.max_cols and row < limits.max_rows:
+                            errors.setdefault(name, set()).add(f"{_col_letters(col - times + 1)}{row + 1}")
+                elif end == b"table-row":
+                    row += repeat
+                    if row_has_value and row > max_row:
+                        max_row = row
+                    repeat, row_has_value = 1, False
+                if max_row > limits.max_rows:
+                    raise _Stop("sheet-too-large", f"sheet '{name}' uses row {max_row:,}; the limit is {limits.max_rows:,}", name)
+                if max_col > limits.max_cols:
+                    raise _Stop("sheet-too-large", f"sheet '{name}' uses column {max_col:,}; the limit is {limits.max_cols:,}", name)
+                if cells > limits.max_cells:
+                    raise _Stop("sheet-too-large", f"the workbook has over {limits.max_cells:,} cells", name)
+            if not chunk:
+                break
+    return sheets, errors
+
+
+def _col_letters(n: int) -> str:
+    """Column letters of a 1-based column number (1 is A, 27 is AA)."""
+    letters = ""
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 _PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)  # what may come before the root
 _SST_TAG = re.compile(rb"<(?:[\w.-]+:)?sst\b([^>]*)>")
 _UNIQUE_COUNT = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?uniqueCount\s*=\s*(["'])(.*?)\1""", re.S)
@@ -257,9 +409,9 @@ def claimed_strings(sst: bytes) -> int | None:
 
 
 class _Stop(Exception):
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, sheet: str | None = None):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.sheet = code, message, sheet
 
 
 def sheet_parts(zf: zipfile.ZipFile, names: set[str]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from xlsxwriter.utility import xl_range
 
 from derbyxl import __version__, rag
 from derbyxl.bulk import RowRenderer, Splicer, style_index
-from derbyxl.periods import Period
+from derbyxl.periods import Period, uk_time
 from derbyxl.register import Register
 from derbyxl.summary import MEASURE_STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
@@ -202,7 +202,7 @@ def _summary(wb, f, register, result, name):
     period, rows = result.period, result.rows
     ws.write_string(0, 0, f"Performance summary {period.label}", f.title)
     returned = len({s.report.portfolio for s in result.submissions if s.used})
-    ws.write_string(1, 0, f"{returned} of {len(register.portfolios)} portfolios returned a valid return. Generated {result.generated_at}.", f.note)
+    ws.write_string(1, 0, f"{returned} of {len(register.portfolios)} portfolios returned a valid return. Generated {uk_time(result.generated_at)}.", f.note)
     if result.missing:
         shown = result.missing[:20]
         more = f" and {len(result.missing) - len(shown)} more (see Submissions)" if len(result.missing) > len(shown) else ""

@@ -100,7 +100,7 @@ def test_returns_saved_in_other_formats_write_nothing(recorded):
     before = state(recorded)
     r = run("consolidate", other, "--register", recorded["register"], "--period", "2025-26-Q1", "--out", recorded["out"])
     assert r.returncode == 1
-    assert "5 are not an .xlsx workbook" in r.stderr
+    assert "5 are not a workbook derbyxl reads" in r.stderr
     assert state(recorded) == before
 
 
