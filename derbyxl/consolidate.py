@@ -225,7 +225,7 @@ def build_rows(
             "polarity": item.polarity,
             "target": item.target_for(quarter) if measure else None,
             "actual": None,
-            "status": "No return",
+            "status": rag.NO_RETURN,
             "status_word": None,
             "score": None,
             "commentary": None,
@@ -342,7 +342,7 @@ def consolidate(
         result = Result(period, None, report, subs, missing, invalid, rows, generated_at.isoformat())
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result
-        values = [r for r in rows if r["status"] != "No return"]
+        values = [r for r in rows if r["status"] != rag.NO_RETURN]
         recorded = history.current_run(period)
         if recorded is not None and not replace:
             _refuse_if_worse(recorded, register, len(chosen), values, out_dir)

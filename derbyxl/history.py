@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from derbyxl import rag
 from derbyxl.periods import Period
 from derbyxl.xlsx_util import OutputNotWritable, looks_like_formula
 from derbyxl.workers import can_fork, in_child
@@ -118,7 +119,7 @@ class Run:
 def items_with_data(values: Iterable[dict]) -> int:
     """How many recorded values carry an answer: a value, a status or a score (a measure
     returned with no data, or an item with no return, does not count)."""
-    return sum(1 for v in values if v.get("status") not in (None, "No data", "No return"))
+    return sum(1 for v in values if v.get("status") not in (None, rag.NO_DATA, rag.NO_RETURN))
 
 
 class HistoryUnavailable(OutputNotWritable):

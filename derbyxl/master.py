@@ -22,12 +22,12 @@ from derbyxl import __version__, rag
 from derbyxl.bulk import RowRenderer, Splicer, style_index
 from derbyxl.periods import Period, uk_time
 from derbyxl.register import Register
-from derbyxl.summary import MEASURE_STATUSES, by_group, summarise
+from derbyxl.summary import STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
 from derbyxl.xlsx_util import row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
-STATUS_RULES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET)
+STATUS_RULES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET, rag.NO_RETURN)
 DATA_COLUMNS = (
     ("Ref", "ref", 14),
     ("Kind", "kind", 9),
@@ -87,6 +87,11 @@ class _Formats:
         self.note = wb.add_format({"italic": True, "font_color": "#595959"})
         self.status = {
             s: wb.add_format({"bg_color": c, "font_color": rag.STATUS_FONT.get(s, "#000000"), "bold": True})
+            for s, c in rag.STATUS_COLOURS.items()
+        }
+        # The same colours as header cells: bold, wrapped, at the top, bordered.
+        self.status_header = {
+            s: wb.add_format({"bg_color": c, "font_color": rag.STATUS_FONT.get(s, "#000000"), "bold": True, "text_wrap": True, "valign": "top", "border": 1})
             for s, c in rag.STATUS_COLOURS.items()
         }
         self.dot_up = wb.add_format({"font_color": "#2E7D32"})
@@ -196,7 +201,25 @@ def write_master(path: str | Path, register: Register, result) -> None:
     splicer.save(path)
 
 
+#: The Summary's group tables: (caption, what a row holds), in column order after the group's name.
+_KIND_CAPTIONS = (("measure", "Measures"), ("action", "Actions"), ("project", "Projects"), ("risk", "Risks"))
+_SHARES = (
+    ("% measures meeting target", "pct_meeting_target", "rated", "measures with a target and a value"),
+    ("% measures improved on last year", "pct_improved", "compared", "measures compared with the same quarter last year"),
+    ("% actions delivered or on track", "pct_actions_on_track", "actions", "actions with a status"),
+    ("% projects Green or Green/Amber", "pct_projects_green", "projects", "projects with a status"),
+)
+_STATUS_NOTE = (
+    "Blue, Green, Amber and Red follow the KEY: measures against target, actions Completed (Blue), On track, "
+    "Some slippage (Amber), Major slippage (Red); projects as assessed; risks by score (1-4 Green, 6-9 Amber, "
+    "12-16 Red). No return: the portfolio has sent no valid return yet."
+)
+
+
 def _summary(wb, f, register, result, name):
+    """The Summary: every item's status by kind (No return a status of its own), then per theme
+    and per portfolio the counts the council publishes, the status of every item, and each
+    headline percentage beside what it is out of."""
     ws = wb.add_worksheet(name)
     ws.activate()
     period, rows = result.period, result.rows
@@ -209,38 +232,61 @@ def _summary(wb, f, register, result, name):
         ws.write_string(2, 0, "Missing or invalid: " + "; ".join(shown) + more, f.note)
     if len(register.portfolios) > MAX_PORTFOLIO_SHEETS:
         ws.write_string(3, 0, f"{len(register.portfolios)} portfolios: filter the Data sheet by Portfolio for one portfolio's items.", f.note)
-    headers = ["", "Measures", "Actions", "Projects", "Risks", *MEASURE_STATUSES, "% meeting target (where set)", "% improved (year on year)", "Measures compared with last year", "% actions delivered or on track", "% projects Green or Green/Amber"]
-    widths = [46, 9, 8, 8, 7, 7, 7, 7, 7, 9, 8, 12, 12, 12, 12, 12]
+    everything = summarise(rows, "All")
+    n_status = len(STATUSES)
+    widths = [46, 9, 8, 8, 7] + [8] * n_status + [11, 7] * len(_SHARES)
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
-    r = 4
+    # Every item by kind and status.
+    r = 5
+    ws.write_string(r, 0, "Every item, by kind and status", f.header)
+    for c in range(1, 5):
+        ws.write_blank(r, c, None, f.header)
+    for c, s in enumerate(STATUSES):
+        ws.write_string(r, 5 + c, s, f.status_header[s])
+    ws.write_string(r, 5 + n_status, "Total", f.header)
+    ws.set_row(r, 30)
+    for kind, caption in _KIND_CAPTIONS:
+        r += 1
+        write_text(ws, r, 0, caption, f.plain)
+        for c, s in enumerate(STATUSES):
+            ws.write_number(r, 5 + c, everything.by_kind[kind][s], f.int)
+        ws.write_number(r, 5 + n_status, everything.counts[kind], f.int)
+    r += 1
+    write_text(ws, r, 0, "All items", f.total_text)
+    for c, s in enumerate(STATUSES):
+        ws.write_number(r, 5 + c, everything.status[s], f.total)
+    ws.write_number(r, 5 + n_status, sum(everything.counts.values()), f.total)
+    r += 1
+    ws.write_string(r, 0, _STATUS_NOTE, f.note)
+    r += 2
+    headers = ["", *(c for _, c in _KIND_CAPTIONS), *STATUSES]
+    for caption, _, _, _ in _SHARES:
+        headers += [caption, "out of"]
     chart_rows = {}
-    everything = summarise(rows, "All")
     for label, key, order in (("Theme", "theme", register.themes), ("Portfolio", "portfolio", register.portfolios)):
         headers[0] = label
         for c, h in enumerate(headers):
-            ws.write_string(r, c, h, f.header)
+            ws.write_string(r, c, h, f.status_header[h] if h in STATUSES else f.header)
         ws.set_row(r, 45)
-        if key == "theme":
-            for c, s in enumerate(MEASURE_STATUSES):
-                ws.write_string(r, 5 + c, s, f.status[s])
+        header_row = r
         first = r + 1
-        groups = by_group(rows, key, order)
-        for g in groups:
+        for g in by_group(rows, key, order):
             r += 1
             _summary_row(ws, f, r, g, label_fmt=f.plain, num=f.int, pct=f.pct)
-        chart_rows[key] = (first, r)
+        chart_rows[key] = (header_row, first, r)
         r += 1
         _summary_row(ws, f, r, everything, label_fmt=f.total_text, num=f.total, pct=f.total_pct)
         r += 3
-    ws.freeze_panes(5, 1)
-    first, last = chart_rows["theme"]
+    ws.write_string(r - 2, 0, "Each percentage is out of the number beside it; '-' where there is nothing to count.", f.note)
+    ws.freeze_panes(0, 1)
+    header_row, first, last = chart_rows["theme"]
     chart = wb.add_chart({"type": "bar", "subtype": "stacked"})
-    for i, s in enumerate((rag.BLUE, rag.GREEN, rag.AMBER, rag.RED)):
-        col = 5 + MEASURE_STATUSES.index(s)
+    for s in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED, rag.NO_RETURN):
+        col = 5 + STATUSES.index(s)
         chart.add_series(
             {
-                "name": [name, 4, col],
+                "name": [name, header_row, col],
                 "categories": [name, first, 0, last, 0],
                 "values": [name, first, col, last, col],
                 "fill": {"color": rag.STATUS_COLOURS[s]},
@@ -248,7 +294,8 @@ def _summary(wb, f, register, result, name):
                 "gap": 60,
             }
         )
-    chart.set_title({"name": "Measures by status and theme"})
+    chart.set_title({"name": "Items by status and theme"})
+    chart.set_x_axis({"num_format": "0", "major_unit": _whole_unit(max((sum(g.status.values()) for g in by_group(rows, "theme", register.themes)), default=1))})
     chart.set_y_axis({"reverse": True})
     chart.set_legend({"position": "bottom"})
     chart.set_size({"width": 620, "height": 300})
@@ -256,17 +303,29 @@ def _summary(wb, f, register, result, name):
     _print(ws, f"Performance summary {period.label}", repeat=None)
 
 
+def _whole_unit(largest: int) -> int:
+    """A whole-number step for an axis running to ``largest``: about five to ten ticks."""
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+        if largest / step <= 10:
+            return step
+    return max(1, largest // 10)
+
+
 def _summary_row(ws, f, r, g, label_fmt, num, pct):
     write_text(ws, r, 0, g.name, label_fmt)
-    for c, k in enumerate(("measure", "action", "project", "risk")):
-        ws.write_number(r, 1 + c, g.counts[k], num)
-    for c, s in enumerate(MEASURE_STATUSES):
-        ws.write_number(r, 5 + c, g.measure_status[s], num)
-    for c, v in enumerate((g.pct_meeting_target, g.pct_improved, g.compared, g.pct_actions_on_track, g.pct_projects_green)):
+    for c, (kind, _) in enumerate(_KIND_CAPTIONS):
+        ws.write_number(r, 1 + c, g.counts[kind], num)
+    for c, s in enumerate(STATUSES):
+        ws.write_number(r, 5 + c, g.status[s], num)
+    c = 5 + len(STATUSES)
+    for _, share, out_of, _ in _SHARES:
+        v = getattr(g, share)
         if v is None:
-            ws.write_string(r, 11 + c, "-", label_fmt)
+            ws.write_string(r, c, "-", label_fmt)
         else:
-            ws.write_number(r, 11 + c, v, num if c == 2 else pct)
+            ws.write_number(r, c, v, pct)
+        ws.write_number(r, c + 1, getattr(g, out_of), num)
+        c += 2
 
 
 PORTFOLIO_COLUMNS = (

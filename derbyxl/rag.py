@@ -14,6 +14,8 @@ from dataclasses import dataclass
 BLUE, GREEN, AMBER, RED = "Blue", "Green", "Amber", "Red"
 GREEN_AMBER, AMBER_RED = "Green/Amber", "Amber/Red"
 NO_TARGET, NO_DATA = "No target", "No data"
+#: The status in the master of an item whose portfolio sent no valid return.
+NO_RETURN = "No return"
 
 #: Colours in order of merit, worst first; used to compare statuses.
 RAG_ORDER = (RED, AMBER, GREEN, BLUE)
@@ -28,9 +30,10 @@ STATUS_COLOURS = {
     RED: "#E06666",
     NO_TARGET: "#D9D9D9",
     NO_DATA: "#FFFFFF",
+    NO_RETURN: "#7F7F7F",
 }
 #: Text colour that reads on each fill.
-STATUS_FONT = {BLUE: "#FFFFFF", RED: "#FFFFFF"}
+STATUS_FONT = {BLUE: "#FFFFFF", RED: "#FFFFFF", NO_RETURN: "#FFFFFF"}
 
 IMPROVING, SAME, DETERIORATING = "Improving", "Same", "Deteriorating"
 

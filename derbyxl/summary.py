@@ -8,25 +8,42 @@ from collections import Counter
 from dataclasses import dataclass
 
 from derbyxl import rag
+from derbyxl.rag import NO_RETURN
 
 MEASURE_STATUSES = (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED, rag.NO_TARGET, rag.NO_DATA)
+#: Every status an item of any kind can have in the master, in the order the Summary shows them.
+STATUSES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET, rag.NO_DATA, NO_RETURN)
+KINDS = ("measure", "action", "project", "risk")
 _DIRECTIONS = (rag.IMPROVING, rag.SAME, rag.DETERIORATING)
 
 
 @dataclass
 class Summary:
-    """Counts and percentages for one group of items (a theme, a portfolio, or all)."""
+    """Counts and percentages for one group of items (a theme, a portfolio, or all).
+
+    Each percentage comes with what it is out of: ``rated`` measures with a target and a value,
+    ``compared`` measures compared with the same quarter last year, ``actions`` and ``projects``
+    with a status.
+    """
 
     name: str
     counts: Counter
-    measure_status: Counter
+    #: Every item's status, whatever its kind, "No return" included.
+    status: Counter
+    #: By kind, each item's status: ``by_kind["risk"]["Red"]``.
+    by_kind: dict[str, Counter]
     pct_meeting_target: float | None
+    rated: int
     pct_improved: float | None
-    #: How many measures the % improved is out of: those compared with the same quarter
-    #: last year (a measure with "No comparison" is not counted either way).
     compared: int
     pct_actions_on_track: float | None
+    actions: int
     pct_projects_green: float | None
+    projects: int
+
+    @property
+    def measure_status(self) -> Counter:
+        return self.by_kind["measure"]
 
 
 def _pct(num: int, den: int) -> float | None:
@@ -43,14 +60,14 @@ def summarise(rows: list[dict], name: str) -> Summary:
     - % projects Green or Green/Amber (or Blue, complete) among projects with a status.
     """
     counts: Counter = Counter()
-    status: Counter = Counter()
+    by_kind: dict[str, Counter] = {k: Counter() for k in KINDS}
     dots: Counter = Counter()
     actions = actions_on_track = projects = projects_green = 0
     for r in rows:  # one pass: a thousand portfolios are summarised in a blink
         kind, st = r["kind"], r["status"]
         counts[kind] += 1
+        by_kind[kind][st] += 1
         if kind == "measure":
-            status[st] += 1
             if r.get("dot") in _DIRECTIONS:
                 dots[r["dot"]] += 1
         elif kind == "action" and st in rag.RAG_ORDER:
@@ -59,16 +76,24 @@ def summarise(rows: list[dict], name: str) -> Summary:
         elif kind == "project" and st in rag.PROJECT_STATUSES:
             projects += 1
             projects_green += st in (rag.GREEN, rag.GREEN_AMBER, rag.BLUE)
-    rated = sum(status[s] for s in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED))
+    status: Counter = Counter()
+    for c in by_kind.values():
+        status.update(c)
+    measures = by_kind["measure"]
+    rated = sum(measures[s] for s in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED))
     return Summary(
         name=name,
         counts=counts,
-        measure_status=status,
-        pct_meeting_target=_pct(status[rag.BLUE] + status[rag.GREEN], rated),
+        status=status,
+        by_kind=by_kind,
+        pct_meeting_target=_pct(measures[rag.BLUE] + measures[rag.GREEN], rated),
+        rated=rated,
         pct_improved=_pct(dots[rag.IMPROVING], sum(dots.values())),
         compared=sum(dots.values()),
         pct_actions_on_track=_pct(actions_on_track, actions),
+        actions=actions,
         pct_projects_green=_pct(projects_green, projects),
+        projects=projects,
     )
 
 

@@ -143,3 +143,23 @@ def council_answers(**actuals) -> dict[str, dict]:
     for ans in answers.values():
         ans["commentary"] = "Progress as planned; see the service plan."
     return answers
+
+
+def summary_rows(ws) -> dict[str, dict]:
+    """The Summary sheet's group tables read back by their headers: {row label: {header: value}}
+    for every theme and portfolio row, and "All" (the total row, the same in both tables). Each
+    "out of" column is named after the percentage it stands beside: "out of (% actions ...)"."""
+    out: dict[str, dict] = {}
+    header = None
+    for row in ws.iter_rows(values_only=True):
+        if row and row[0] in ("Theme", "Portfolio"):
+            header, before = [row[0]], None
+            for h in row[1:]:
+                header.append(f"out of ({before})" if h == "out of" else h)
+                before = h
+            continue
+        if header is not None and row and row[0]:
+            out[row[0]] = dict(zip(header[1:], row[1:]))
+            if row[0] == "All":
+                header = None
+    return out

@@ -19,7 +19,7 @@ from derbyxl.periods import Period
 from derbyxl.register import sample_answers_path
 from derbyxl.template import write_templates
 
-from .conftest import Q4, convert_to_pdf
+from .conftest import Q4, convert_to_pdf, summary_rows
 from .faults import mutate, set_input
 from .test_sample import KEY_EXCEPTIONS
 
@@ -99,18 +99,20 @@ def _hand_summary(theme):
 @pytest.mark.parametrize("theme", ["A City of Growth", "A Green City", "A Resilient City", "A Vibrant City", "Working Smarter"])
 def test_summary_per_theme_matches_hand_computation(demo_master, theme):
     counts, met, improved, compared, actions, projects = _hand_summary(theme)
-    ws = _load(demo_master.master)["Summary"]
-    row = next(r for r in ws.iter_rows(values_only=True) if r[0] == theme)
-    assert dict(zip(("measure", "action", "project", "risk"), row[1:5])) == counts
-    assert row[13] == compared  # "% improved" says how many measures it is out of
-    for got, want in zip((*row[11:13], *row[14:16]), (met, improved, actions, projects)):
+    row = summary_rows(_load(demo_master.master)["Summary"])[theme]
+    assert {k: row[k.title() + "s"] for k in ("measure", "action", "project", "risk")} == counts
+    # Each percentage beside what it is out of: "% improved" counts only real comparisons.
+    assert row["out of (% measures improved on last year)"] == compared
+    assert row["% measures improved on last year"] == (pytest.approx(improved) if compared else "-")
+    shares = ("% measures meeting target", "% measures improved on last year", "% actions delivered or on track", "% projects Green or Green/Amber")
+    for caption, want in zip(shares, (met, improved, actions, projects)):
+        got = row[caption]
         assert (got == "-") if want is None else got == pytest.approx(want)
 
 
 def test_published_theme_counts(demo_master):
     """The counts seed 004 prints on its first page."""
-    ws = _load(demo_master.master)["Summary"]
-    rows = {r[0]: r[1:5] for r in ws.iter_rows(values_only=True) if r[0]}
+    rows = {label: (r["Measures"], r["Actions"], r["Projects"], r["Risks"]) for label, r in summary_rows(_load(demo_master.master)["Summary"]).items()}
     assert rows["A City of Growth"] == (27, 9, 11, 1)
     assert rows["A Green City"] == (9, 12, 6, 1)
     assert rows["A Resilient City"] == (51, 21, 3, 3)
@@ -400,3 +402,27 @@ def test_completed_action_now_slipping_is_a_warning(tmp_path, register, returns_
     codes = [(f.cell, f.code, f.severity) for f in report.findings]
     assert ("C2", "completed-now-slipping", "warning") in codes
     assert ("D2", "missing-commentary", "error") in codes
+
+
+def test_summary_counts_every_kind_and_no_return(tmp_path, register, returns_copy):
+    (returns_copy / "Health-and-Adult-Care_2024-25-Q4.xlsx").unlink()
+    result = consolidate(returns_copy, register, Q4, tmp_path / "out")
+    ws = _load(result.master)["Summary"]
+    groups = summary_rows(ws)
+    health = register.for_portfolio("Health and Adult Care")
+    row = groups["Health and Adult Care"]
+    # A portfolio with no valid return: every one of its items is counted, as No return.
+    assert row["No return"] == len(health) and sum(row[s] for s in ("Blue", "Green", "Amber", "Red", "No target", "No data")) == 0
+    # The status of every item by kind, risks included: a Red risk is on the Summary.
+    rows = list(ws.iter_rows(values_only=True))
+    at = next(i for i, r in enumerate(rows) if r[0] == "Every item, by kind and status")
+    table = {r[0]: dict(zip(rows[at][5:], r[5:])) for r in rows[at + 1 : at + 6]}
+    assert list(table) == ["Measures", "Actions", "Projects", "Risks", "All items"]
+    by_status = {}
+    for x in result.rows:
+        by_status.setdefault(x["kind"], []).append(x["status"])
+    for caption, kind in (("Measures", "measure"), ("Actions", "action"), ("Projects", "project"), ("Risks", "risk")):
+        assert table[caption]["Total"] == len(by_status[kind])
+        for status in set(by_status[kind]):
+            assert table[caption][status] == by_status[kind].count(status), (kind, status)
+    assert table["Risks"]["Red"] >= 1 and table["All items"]["No return"] == len(health) and table["All items"]["Total"] == 199

@@ -16,7 +16,7 @@ from derbyxl.migrate import migrate
 from derbyxl.periods import Period
 from derbyxl.register import load_register
 
-from .conftest import COUNCIL_HEADER, COUNCIL_ROWS, council_answers, write_council_register
+from .conftest import COUNCIL_HEADER, COUNCIL_ROWS, council_answers, summary_rows, write_council_register
 
 LAST_YEAR = dict(AH_01=0.85, AH_02=12, PL_01=452, PL_02=610, RS_01=0.96, RS_02=1_150_000)
 YEAR = {
@@ -52,7 +52,7 @@ def _quarter(tmp_path, reg_path, register, key, actuals, out):
     rows = list(data["Data"].iter_rows(values_only=True))
     header = rows[0]
     by_ref = {r[0]: dict(zip(header, r)) for r in rows[1:]}
-    summary = {r[0]: r for r in data["Summary"].iter_rows(values_only=True) if r and r[0]}
+    summary = summary_rows(data["Summary"])
     return period, templates, json.loads(findings.read_text()), by_ref, summary
 
 
@@ -87,16 +87,19 @@ def test_a_whole_year_of_quarters(tmp_path):
             else:
                 assert (row["DoT"], row["DoT compared with"]) == ("No comparison", None), (key, ref)
         everything = summary["All"]
-        compared = everything[13]
+        compared = everything["out of (% measures improved on last year)"]
         if period.quarter == 4:
             # Improving on last year's Q4: AH 01, AH 02, PL 01, PL 02, RS 02; RS 01 (95.5% < 96%) not.
-            assert compared == 6 and everything[12] == pytest.approx(5 / 6)
-            assert measures["RS 01"]["DoT"] == "\u25bc Deteriorating" or measures["RS 01"]["DoT"] == "Deteriorating"
+            assert compared == 6 and everything["% measures improved on last year"] == pytest.approx(5 / 6)
+            assert measures["RS 01"]["DoT"] == "Deteriorating"
         else:
-            assert compared == 0 and everything[12] == "-"  # no "% improved" made up from nothing
+            assert compared == 0 and everything["% measures improved on last year"] == "-"  # no "% improved" made up from nothing
         met = sum(s in ("Blue", "Green") for s in STATUSES[key].values())
         rated = sum(s in ("Blue", "Green", "Amber", "Red") for s in STATUSES[key].values())
-        assert everything[11] == pytest.approx(met / rated)
+        assert everything["% measures meeting target"] == pytest.approx(met / rated)
+        # Every item of every kind counted, by status: 10 items, none without a return.
+        assert sum(everything[s] for s in ("Blue", "Green", "Green/Amber", "Amber", "Amber/Red", "Red", "No target", "No data", "No return")) == 10
+        assert everything["No return"] == 0
     # Q1's short-term DoT for council tax: 29% after 96% is Improving on the footing of the
     # quarter targets (96% x 28/95 = 28.3%), not a collapse.
     with History(out / "history.sqlite") as h:
