@@ -464,21 +464,28 @@ def demo(
 @history_app.command("export")
 def history_export(
     history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
-    dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", help="The CSV file to write."),
+    dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", help="The file to write: .csv, or .parquet (needs pyarrow: pip install 'derbyxl[parquet]')."),
 ):
-    """Write every consolidated value (each quarter's current run) as CSV for BI tools.
+    """Write every consolidated value (each quarter's current run) as CSV or Parquet for BI
+    tools: with description, unit, polarity, the target used, both directions of travel and
+    the period each compared against, so one file answers a pivot without the register.
 
     Example: derbyxl history export --out outputs/history.csv
     """
-    from derbyxl.history import History
+    from derbyxl.history import History, ParquetUnavailable, export_parquet
 
     if not history.exists():
         raise UsageError(f"no history database at {history}")
+    if dest.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageError(f"{dest}: the export is written as .csv or .parquet; name the file so")
     from derbyxl.xlsx_util import ensure_folder
 
     ensure_folder(dest.parent)
     with History(history) as h:
-        n = h.export_csv(dest)
+        try:
+            n = export_parquet(h, dest) if dest.suffix.lower() == ".parquet" else h.export_csv(dest)
+        except ParquetUnavailable as exc:
+            raise UsageError(str(exc)) from exc
         periods = h.periods()
     out.print(f"{n} rows from {len(periods)} period(s) ({', '.join(periods)}) written to {dest}")
 

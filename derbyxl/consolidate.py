@@ -89,6 +89,10 @@ class Result:
     invalid: list[str]
     rows: list[dict] = field(default_factory=list)
     generated_at: str = ""
+    #: The quarters the Trends sheet shows (keys, oldest first, this one last: recorded ones
+    #: only) and each measure's (actual, status) in them, by ref; None in a quarter without one.
+    trend_periods: list[str] = field(default_factory=list)
+    trends: dict[str, list[tuple[float | None, str | None] | None]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -340,6 +344,10 @@ def consolidate(
         missing = [p for p in register.portfolios if p not in chosen]
         rows = build_rows(register, period, chosen, history, latest)
         result = Result(period, None, report, subs, missing, invalid, rows, generated_at.isoformat())
+        from derbyxl.master import MAX_PORTFOLIO_SHEETS
+
+        if len(register.portfolios) <= MAX_PORTFOLIO_SHEETS:  # the master has a Trends sheet
+            result.trend_periods, result.trends = trends(history, period, rows)
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result
         values = [r for r in rows if r["status"] != rag.NO_RETURN]
@@ -381,6 +389,30 @@ def consolidate(
                 ) from exc
         result.master = target
         return result
+
+
+#: How many quarters the Trends sheet shows at most, this one included.
+TREND_QUARTERS = 8
+
+
+def trends(history: History, period: Period, rows: list[dict]) -> tuple[list[str], dict[str, list]]:
+    """Each measure's actual and status over the last recorded quarters (at most
+    :data:`TREND_QUARTERS`, this one last, from the history's current runs: only quarters that
+    were really recorded appear)."""
+    earlier = [p for p in history.periods() if p < period.key][-(TREND_QUARTERS - 1) :]
+    recorded = {p: history.values_for(p) for p in earlier}
+    out: dict[str, list] = {}
+    for row in rows:
+        if row["kind"] != "measure":
+            continue
+        ref = row["ref"]
+        series = []
+        for p in earlier:
+            v = recorded[p].get(ref)
+            series.append((v["actual"], v["status"]) if v else None)
+        series.append((row["actual"], row["status"]) if row["status"] != rag.NO_RETURN else None)
+        out[ref] = series
+    return [*earlier, period.key], out
 
 
 def _no_valid_return(report: Report, period: Period) -> str:

@@ -453,6 +453,32 @@ class History:
         return len(rows)
 
 
+class ParquetUnavailable(Exception):
+    """Parquet export needs pyarrow, an optional extra (``pip install 'derbyxl[parquet]'``)."""
+
+
+def export_parquet(history: History, out: str | Path) -> int:
+    """Write every current item value as Parquet (for BI tools that read it: Power BI, pandas,
+    DuckDB), with the same columns as the CSV and typed: numbers as numbers. Returns the rows.
+
+    Raises:
+        ParquetUnavailable: when pyarrow is not installed.
+    """
+    try:
+        import pyarrow  # noqa: F401 - pandas writes Parquet through it
+    except ImportError as exc:
+        raise ParquetUnavailable("Parquet export needs pyarrow: pip install 'derbyxl[parquet]' (or write CSV: --out history.csv)") from exc
+    import pandas as pd
+
+    names, rows = history.export_rows()
+    frame = pd.DataFrame.from_records(rows, columns=list(names))
+    for col in ("target", "actual"):
+        frame[col] = frame[col].astype("float64")
+    frame["score"] = frame["score"].astype("Int64")
+    frame.to_parquet(out, index=False)
+    return len(frame)
+
+
 def _why(exc: BaseException, path: Path) -> str:
     """Words for why the database at ``path`` could not be opened."""
     if isinstance(exc, OSError) and exc.strerror:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import re
 from pathlib import Path
 
 import xlsxwriter
@@ -59,16 +60,35 @@ def master_filename(period: Period) -> str:
 
 
 def sheet_name(name: str, taken: set[str]) -> str:
-    """A valid, unique sheet name (31 characters, none of []:*?/\\)."""
+    """A valid, unique sheet name (31 characters, none of []:*?/\\), shortened at a word
+    boundary: "Children, Young People and Skills" is the tab "Children, Young People", not
+    "Children, Young People and Skil"."""
     clean = "".join("-" if ch in "[]:*?/\\" else ch for ch in name).strip("'") or "Sheet"
-    base = clean[:31].rstrip()
+    base = _shortened(clean, 31)
     out, n = base, 2
-    while out.lower() in {t.lower() for t in taken}:
+    lowered = {t.lower() for t in taken}
+    while out.lower() in lowered:
         suffix = f" ({n})"
-        out = base[: 31 - len(suffix)].rstrip() + suffix
+        out = _shortened(clean, 31 - len(suffix)) + suffix
         n += 1
     taken.add(out)
     return out
+
+
+_DANGLING = re.compile(r"(?:[\s,;&-]+|\s+(?:and|or|of|the|for|to|in))+$", re.IGNORECASE)
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at the last whole word, without a word
+    such as "and" or a comma left hanging at the end (cut mid-word only when one word is
+    longer than the limit)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    space = cut.rfind(" ")
+    cut = cut[:space] if space > 0 else text[:limit]
+    return _DANGLING.sub("", cut) or text[:limit].rstrip()
 
 
 class _Formats:
@@ -194,6 +214,8 @@ def write_master(path: str | Path, register: Register, result) -> None:
             by_portfolio[row["portfolio"]].append(row)
         for portfolio, group in by_portfolio.items():
             _portfolio_sheet(wb, f, portfolio, group, period, sheet_name(portfolio, taken))
+    if result.trend_periods:
+        _trends(wb, f, register, result, sheet_name("Trends", taken))
     _exceptions(wb, f, rows, period, sheet_name("Exceptions", taken), splicer)
     _submissions(wb, f, result, sheet_name("Submissions", taken))
     _data(wb, f, rows, sheet_name("Data", taken), splicer)
@@ -382,6 +404,48 @@ def _portfolio_sheet(wb, f, portfolio, rows, period, name):
     _print(ws, f"{portfolio} - {period.label}")
 
 
+def _trends(wb, f, register, result, name):
+    """Each measure's actual over the last recorded quarters, coloured by its status then, with
+    a sparkline (native to Excel; LibreOffice shows the numbers and colours)."""
+    ws = wb.add_worksheet(name)
+    labels = [Period.parse(p).label for p in result.trend_periods]
+    headers = ["Ref", "Description", "Unit", *labels, "Trend"]
+    widths = [14, 50, 9, *([11] * len(labels)), 18]
+    for c, (h, w) in enumerate(zip(headers, widths)):
+        ws.set_column(c, c, w)
+        ws.write_string(0, c, h, f.header)
+    ws.set_row(0, 30)
+    first, last = 3, 3 + len(labels) - 1
+    styles: dict[tuple, object] = {}
+
+    def style(unit, status):
+        key = (unit or "number", status)
+        if key not in styles:
+            spec = {"num_format": NUMBER_FORMATS.get(key[0], "General"), "border": 1, "border_color": "#BFBFBF"}
+            if status in rag.STATUS_COLOURS:
+                spec.update({"bg_color": rag.STATUS_COLOURS[status], "font_color": rag.STATUS_FONT.get(status, "#000000")})
+            styles[key] = wb.add_format(spec)
+        return styles[key]
+
+    r = 0
+    items = register.by_ref
+    for ref, series in result.trends.items():
+        item = items[ref]
+        r += 1
+        write_text(ws, r, 0, ref, f.plain)
+        write_text(ws, r, 1, item.description, f.plain)
+        write_text(ws, r, 2, item.unit, f.plain)
+        for c, point in enumerate(series, start=first):
+            if point is None or point[0] is None:
+                ws.write_blank(r, c, None, style(item.unit, point[1] if point else None))
+            else:
+                write_number(ws, r, c, point[0], style(item.unit, point[1]))
+        ws.add_sparkline(r, last + 1, {"range": f"'{name}'!{xl_range(r, first, r, last)}", "markers": True, "series_color": "#1F3864"})
+    ws.freeze_panes(1, 2)
+    ws.autofilter(0, 0, max(r, 1), len(headers) - 1)
+    _print(ws, f"Trends - {result.period.label}")
+
+
 def _exceptions(wb, f, rows, period, name, splicer: Splicer):
     ws = wb.add_worksheet(name)
     cols = (("Portfolio", 30), ("Ref", 13), ("Kind", 9), ("Description", 45), ("Status", 12), ("Actual", 13), ("Target", 12), ("Commentary", 60))
@@ -459,7 +523,8 @@ def _data(wb, f, rows, name, splicer: Splicer):
         ws.set_column(c, c, w)
     last = max(len(rows), 1)
     ncols = len(DATA_COLUMNS)
-    ws.add_table(0, 0, 1, ncols - 1, {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h} for h, _, _ in DATA_COLUMNS]})
+    ws.add_table(0, 0, 1, ncols - 1, {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h, "header_format": f.header} for h, _, _ in DATA_COLUMNS]})
+    ws.set_row(0, 30)
     splicer.resize_table("PerformanceData", xl_range(0, 0, 1, ncols - 1), xl_range(0, 0, last, ncols - 1))
     _status_rules(ws, f, 1, last, [k for _, k, _ in DATA_COLUMNS].index("status"))
     ws.freeze_panes(1, 1)

@@ -122,10 +122,13 @@ def test_published_theme_counts(demo_master):
 
 def test_master_structure(demo_master, register):
     wb = _load(demo_master.master)
-    assert wb.sheetnames[0] == "Summary" and wb.sheetnames[-3:] == ["Exceptions", "Submissions", "Data"]
-    assert len(wb.sheetnames) == 4 + len(register.portfolios)
+    assert wb.sheetnames[0] == "Summary" and wb.sheetnames[-4:] == ["Trends", "Exceptions", "Submissions", "Data"]
+    assert len(wb.sheetnames) == 5 + len(register.portfolios)
+    # Tab names whole words, unique (a portfolio's name cut at a word, no "and" hanging).
+    assert "Children, Young People" in wb.sheetnames and len(set(wb.sheetnames)) == len(wb.sheetnames)
+    assert all(len(n) <= 31 and not n.endswith((" and", ",")) for n in wb.sheetnames)
     assert wb["Summary"]._charts, "the summary has a native chart"
-    for name in wb.sheetnames[1:-2]:
+    for name in wb.sheetnames[1:-4] + ["Exceptions"]:
         rules = {f for cf in wb[name].conditional_formatting for r in cf.rules for f in r.formula}
         assert {'"Blue"', '"Green"', '"Amber"', '"Red"'} <= rules, name
     for name in wb.sheetnames:

@@ -100,6 +100,17 @@ def test_a_whole_year_of_quarters(tmp_path):
         # Every item of every kind counted, by status: 10 items, none without a return.
         assert sum(everything[s] for s in ("Blue", "Green", "Green/Amber", "Amber", "Amber/Red", "Red", "No target", "No data", "No return")) == 10
         assert everything["No return"] == 0
+    # The Trends sheet: each measure over the quarters recorded (last year's Q4 and this year's
+    # four), coloured by its status then, with one sparkline each over those quarters.
+    master = out / "master_2025-26-Q4.xlsx"
+    trends = load_workbook(master, read_only=True)["Trends"]
+    rows = list(trends.iter_rows(values_only=True))
+    assert rows[0] == ("Ref", "Description", "Unit", "2024/25 Q4", "2025/26 Q1", "2025/26 Q2", "2025/26 Q3", "2025/26 Q4", "Trend")
+    by_ref = {r[0]: r for r in rows[1:]}
+    assert sorted(by_ref) == ["AH 01", "AH 02", "PL 01", "PL 02", "RS 01", "RS 02"]
+    assert by_ref["RS 01"][3:8] == pytest.approx((0.96, 0.29, 0.50, 0.83, 0.955))
+    sparklines = _sparklines(master, "Trends")
+    assert len(sparklines) == 6 and all(rng.endswith(f"!D{row}:H{row}") for rng, row in sparklines)
     # Q1's short-term DoT for council tax: 29% after 96% is Improving on the footing of the
     # quarter targets (96% x 28/95 = 28.3%), not a collapse.
     with History(out / "history.sqlite") as h:
@@ -182,3 +193,63 @@ def test_migrate_from_the_command_line_and_its_refusals(tmp_path, good_dir):
     council = write_council_register(tmp_path / "council.csv")
     assert main(["migrate", str(old), "--register", str(council), "--period", "2025-26-Q1", "--out", str(tmp_path / "y.xlsx")]) == 1
     assert main(["migrate", str(tmp_path / "missing.xlsx"), "--register", str(sample_register_path()), "--period", "2025-26-Q1", "--out", str(tmp_path / "z.xlsx")]) == 2
+
+
+def _sparklines(path, sheet: str) -> list[tuple[str, int]]:
+    """The sparklines of a sheet as written in its XML (openpyxl does not read them): the
+    range each draws and the row it sits in."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        wb = zf.read("xl/workbook.xml").decode()
+        rels = zf.read("xl/_rels/workbook.xml.rels").decode()
+        rid = re.search(rf'name="{sheet}" sheetId="\d+" r:id="(rId\d+)"', wb).group(1)
+        part = re.search(rf'Id="{rid}" Type="[^"]+" Target="([^"]+)"', rels).group(1)
+        xml = zf.read("xl/" + part).decode()
+    return [(f, int(cell[1:])) for f, cell in re.findall(r"<x14:sparkline><xm:f>([^<]+)</xm:f><xm:sqref>([A-Z]+\d+)</xm:sqref>", xml)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_history_export_round_trips_with_every_column_a_pivot_needs(tmp_path, suffix):
+    import pandas as pd
+
+    reg_path = write_council_register(tmp_path / "register.csv")
+    register = load_register(reg_path)
+    out = tmp_path / "outputs"
+    _quarter(tmp_path, reg_path, register, "2024-25-Q4", LAST_YEAR, out)
+    _quarter(tmp_path, reg_path, register, "2025-26-Q1", YEAR["2025-26-Q1"], out)
+    dest = tmp_path / f"history{suffix}"
+    assert main(["history", "export", "--history", str(out / "history.sqlite"), "--out", str(dest)]) == 0
+    frame = pd.read_csv(dest, encoding="utf-8-sig") if suffix == ".csv" else pd.read_parquet(dest)
+    wanted = {"period", "ref", "kind", "portfolio", "theme", "description", "unit", "polarity", "target", "actual", "status", "dot_short", "dot_short_against", "dot", "dot_against", "commentary", "source_file", "sha256"}
+    assert wanted <= set(frame.columns) and len(frame) == 20
+    rs = frame[(frame["ref"] == "RS 01") & (frame["period"] == "2025-26-Q1")].iloc[0]
+    assert (rs["description"], rs["unit"], rs["polarity"]) == ("Council tax collected (cumulative)", "percent", "higher")
+    assert rs["target"] == pytest.approx(0.28) and rs["actual"] == pytest.approx(0.29)  # the target used, typed
+    assert (rs["dot_short"], rs["dot_short_against"], rs["dot"]) == ("Improving", "2024/25 Q4", "No comparison")
+    assert frame["actual"].dtype.kind == "f" and frame["target"].dtype.kind == "f"
+
+
+def test_history_export_refuses_other_formats(tmp_path):
+    from derbyxl.history import History
+
+    with History(tmp_path / "h.sqlite"):
+        pass
+    assert main(["history", "export", "--history", str(tmp_path / "h.sqlite"), "--out", str(tmp_path / "h.xlsx")]) == 2
+
+
+def test_history_show_lists_periods_or_says_it_is_empty(tmp_path, capsys):
+    from derbyxl.history import History
+
+    path = tmp_path / "h.sqlite"
+    with History(path):
+        pass
+    assert main(["history", "show", "--history", str(path)]) == 0
+    assert "No quarter has been consolidated into" in capsys.readouterr().out
+    reg_path = write_council_register(tmp_path / "register.csv")
+    _quarter(tmp_path, reg_path, load_register(reg_path), "2025-26-Q1", YEAR["2025-26-Q1"], tmp_path / "outputs")
+    capsys.readouterr()
+    assert main(["history", "show", "--history", str(tmp_path / "outputs" / "history.sqlite")]) == 0
+    shown = capsys.readouterr().out
+    assert "2025-26-Q1" in shown and "Valid" in shown
