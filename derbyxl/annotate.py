@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from openpyxl.comments import Comment
-from openpyxl.styles import Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from derbyxl.findings import ERROR, FileReport, Report
@@ -91,6 +91,17 @@ def annotate_file(fr: FileReport, out_dir: str | Path, name: str | None = None) 
             ws.cell(r, 1).fill = ERROR_FILL if f.severity == ERROR else WARNING_FILL
         for col, width in zip("ABCDEFG", (9, 12, 7, 14, 20, 70, 50)):
             ws.column_dimensions[col].width = width
+        wrap = Alignment(wrap_text=True, vertical="top")
+        for row in ws.iter_rows(min_row=1, max_row=ws.max_row, max_col=7):
+            for cell in row:
+                cell.alignment = wrap
+        # Printed as a lead prints it: landscape, the seven columns on the page's width, each
+        # finding whole on its row (wrapped, not cut), the header on every page.
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.print_title_rows = "1:1"
         ws.freeze_panes = "A2"
         wb.active = 0
         for sheet in wb.worksheets:

@@ -529,6 +529,7 @@ def _data(wb, f, rows, name, splicer: Splicer):
     _status_rules(ws, f, 1, last, [k for _, k, _ in DATA_COLUMNS].index("status"))
     ws.freeze_panes(1, 1)
     _print(ws, "Data")
+    ws.set_paper(8)  # A3: its columns on one page's width stay readable (A4 for the others)
     keys = [k for _, k, _ in DATA_COLUMNS]
     numeric = [keys.index(k) for k in ("actual", "target", "previous_actual")]
     score = keys.index("score")

@@ -9,7 +9,9 @@ still allowing sort and filter.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -425,7 +427,8 @@ def write_template(
     out = Path(out_dir) / template_filename(portfolio, period.key)
     title = f"{portfolio} - {period.label}"
     with atomic_path(out) as tmp:
-        wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True})
+        buffer = io.BytesIO()
+        wb = xlsxwriter.Workbook(buffer, {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True})
         wb.set_properties(
             {
                 "title": f"Performance return {period.label}: {portfolio}",
@@ -445,7 +448,44 @@ def write_template(
             _write_kind_sheet(wb, f, spec, rows, period, previous, title, password, answers)
         _write_stamp(wb, f, stamp, password)
         wb.close()
+        tmp.write_bytes(lock_structure(buffer.getvalue(), password))
     return TemplateInfo(out, portfolio, counts)
+
+
+_WORKBOOK_PR = re.compile(rb"<workbookPr\b[^>]*/>")
+
+
+def _legacy_hash(password: str) -> str:
+    """Excel's legacy 16-bit password hash (ECMA-376 part 4, 15.2.29 and 15.2.52), the one
+    xlsxwriter gives sheet protection: it keeps honest people honest, no more."""
+    digest = 0
+    for ch in reversed(password):
+        digest = ((digest >> 14) & 0x01) | ((digest << 1) & 0x7FFF)
+        digest ^= ord(ch)
+    digest = ((digest >> 14) & 0x01) | ((digest << 1) & 0x7FFF)
+    digest ^= len(password) ^ 0xCE4B
+    return f"{digest:X}"
+
+
+def lock_structure(xlsx: bytes, password: str | None = None) -> bytes:
+    """The workbook with its structure protected (``<workbookProtection lockStructure="1"/>``
+    in xl/workbook.xml, which xlsxwriter does not write): sheets cannot be shown, hidden,
+    renamed, moved or deleted by accident, in Excel or LibreOffice, which otherwise lets anyone
+    unhide the stamp sheet (Excel's "very hidden" is merely hidden there). No password unless
+    one is given (then Excel's legacy hash, as for the sheets)."""
+    attrs = b'lockStructure="1"'
+    if password:
+        attrs = f'workbookPassword="{_legacy_hash(password)}" '.encode() + attrs
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/workbook.xml":
+                data, n = _WORKBOOK_PR.subn(lambda m: m.group(0) + b"<workbookProtection " + attrs + b"/>", data, count=1)
+                if n != 1:
+                    raise RuntimeError("xl/workbook.xml has no workbookPr element to place the protection after")
+            dst.writestr(info, data)
+    return out.getvalue()
 
 
 def write_templates(

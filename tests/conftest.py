@@ -163,3 +163,17 @@ def summary_rows(ws) -> dict[str, dict]:
             if row[0] == "All":
                 header = None
     return out
+
+
+def render_png(path: Path, out_dir: Path, first: int = 1, last: int = 2) -> list[Path]:
+    """A workbook as a person sees it printed: LibreOffice makes the PDF, pdftoppm the PNG
+    pages (the tests write them; look at them when the layout changes)."""
+    pdf = convert_to_pdf(path, out_dir)
+    exe = shutil.which("pdftoppm")
+    if not exe:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    prefix = out_dir / path.stem
+    subprocess.run([exe, "-png", "-r", "60", "-f", str(first), "-l", str(last), str(pdf), str(prefix)], check=True, capture_output=True, timeout=120)
+    pages = sorted(out_dir.glob(f"{path.stem}-*.png"))
+    assert pages and all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 5000 for p in pages)
+    return pages

@@ -429,3 +429,21 @@ def test_summary_counts_every_kind_and_no_return(tmp_path, register, returns_cop
         for status in set(by_status[kind]):
             assert table[caption][status] == by_status[kind].count(status), (kind, status)
     assert table["Risks"]["Red"] >= 1 and table["All items"]["No return"] == len(health) and table["All items"]["Total"] == 199
+
+
+@pytest.mark.soffice
+def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, returns_copy, template_dir):
+    from derbyxl.annotate import annotate_report
+    from derbyxl.validate import validate_paths
+
+    from .conftest import render_png, template_path
+
+    bad = returns_copy / GOVERNANCE
+    mutate(bad, bad, lambda wb: set_input(wb, "Measures", "CM PM03", "Actual", 95))
+    report = validate_paths([returns_copy], register, period=Q4)
+    (annotated,) = [p for p in annotate_report(report, tmp_path / "annotated") if "Governance" in p.name]
+    master = consolidate(returns_copy, register, Q4, tmp_path / "out").master
+    out = tmp_path / "png"
+    out.mkdir()
+    pages = render_png(master, out, 1, 3) + render_png(template_path(template_dir, "Governance"), out, 1, 2) + render_png(annotated, out, 1, 3)
+    assert len(pages) >= 5

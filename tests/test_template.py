@@ -229,3 +229,30 @@ def test_quick_formula_path_gives_what_xlsxwriter_gives(register):
         assert quick._prepare_formula(text) == Worksheet._prepare_formula(plain, text), text
     assert quick._prepare_formula("=XLOOKUP(A1,B:B,C:C)") == "_xlfn.XLOOKUP(A1,B:B,C:C)"
     wb.close()
+
+
+def test_structure_is_protected_so_sheets_cannot_be_shown_or_removed(tmp_path, register, template_dir):
+    from openpyxl import load_workbook
+
+    wb = load_workbook(template_path(template_dir, "Governance"))
+    assert wb.security.lockStructure and not wb.security.workbookPassword  # no password unless asked
+    assert wb["_derbyxl"].sheet_state == "veryHidden"
+    from derbyxl.template import write_template
+
+    with_password = write_template(register, "Governance and Finance", Q4, tmp_path, password="Perf2025!")
+    security = load_workbook(with_password.path).security
+    assert security.lockStructure and security.workbookPassword == "AEC6"
+
+
+@pytest.mark.soffice
+def test_the_stamp_sheet_stays_hidden_through_a_save_in_libreoffice(tmp_path, template_dir):
+    # LibreOffice 7.4 does not apply an .xlsx's structure protection when it opens one (checked
+    # through UNO: the document reports itself unprotected), so there the stamp sheet is only
+    # hidden; it stays so when the return is saved, and the stamp reads back.
+    from openpyxl import load_workbook
+
+    from .conftest import libreoffice_convert
+
+    saved = libreoffice_convert(template_path(template_dir, "Governance"), tmp_path, "xlsx:Calc MS Excel 2007 XML", ".xlsx")
+    assert load_workbook(saved)["_derbyxl"].sheet_state in ("hidden", "veryHidden")
+    assert read_return(saved).stamp["portfolio"] == "Governance and Finance"

@@ -56,6 +56,7 @@ def _quarter(tmp_path, reg_path, register, key, actuals, out):
     return period, templates, json.loads(findings.read_text()), by_ref, summary
 
 
+@pytest.mark.filterwarnings("ignore:Sparkline Group extension")  # openpyxl reads no sparklines: they are checked in the XML
 def test_a_whole_year_of_quarters(tmp_path):
     reg_path = write_council_register(tmp_path / "register.csv")
     register = load_register(reg_path)
