@@ -13,6 +13,7 @@ The scan also collects what calamine does not report: cells holding Excel error 
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import posixpath
 import re
@@ -74,6 +75,8 @@ class ScanResult:
     sheets: dict[str, str] = field(default_factory=dict)  # sheet name -> part name
     error_cells: dict[str, set[str]] = field(default_factory=dict)  # sheet name -> {"G5", ...}
     ok: bool = True
+    #: When the workbook says it was last saved, ISO 8601 in UTC (None: it does not say).
+    saved_at: str | None = None
 
 
 def _col_number(letters: bytes) -> int:
@@ -236,7 +239,37 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
             most = max(len(data) // len(b"<si/>"), limits.max_cells * max(1, len(sheets)))
             if claimed is not None and claimed > most:
                 return stop("zip-bomb", f"its shared strings part claims {claimed:,} strings; its {len(data):,} bytes hold at most {len(data) // len(b'<si/>'):,}")
+        res.saved_at = _saved_time(zf, _CORE, _MODIFIED)
     return res
+
+
+_CORE = "docProps/core.xml"
+_MODIFIED = re.compile(rb"<dcterms:modified[^>]*>([^<]{1,40})</dcterms:modified>")
+_META = "meta.xml"  # an OpenDocument file's: <dc:date> is when it was last saved
+_ODS_DATE = re.compile(rb"<dc:date>([^<]{1,40})</dc:date>")
+
+
+def _saved_time(zf: zipfile.ZipFile, part: str, pattern: re.Pattern) -> str | None:
+    """When the workbook says it was last saved (``dcterms:modified`` in docProps/core.xml,
+    which Excel and LibreOffice write on every save, or ``dc:date`` in an OpenDocument file's
+    meta.xml), as ISO 8601 in UTC; None when it does not say. Only a small part is read, by a
+    regular expression: no XML parser meets it."""
+    try:
+        info = zf.getinfo(part)
+        if info.file_size > 65_536:
+            return None
+        m = pattern.search(zf.read(info))
+    except (KeyError, *_ZIP_ERRORS):
+        return None
+    if not m:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(m.group(1).decode("ascii").strip().replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 _ODS_TYPE = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -295,6 +328,7 @@ def _scan_opendocument(zf: zipfile.ZipFile, names: set[str], media: bytes | None
         return stop("corrupt-file", f"its content cannot be read ({exc})")
     if time.monotonic() - started > limits.max_seconds:
         return stop("time-limit", f"over {limits.max_seconds:g} s")
+    res.saved_at = _saved_time(zf, _META, _ODS_DATE)
     return res
 
 
@@ -318,24 +352,8 @@ def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, st
     repeat = 1  # how many times the current row stands
     row_has_value = False
     max_row = max_col = cells = 0
-    tail = b""
-    first = True
     with zf.open("content.xml") as fh:
-        while True:
-            chunk = fh.read(_CHUNK)
-            if first:
-                if _DTD.search(chunk[:4096]):
-                    raise _Stop("xml-forbidden", "content.xml declares a DTD or entities")
-                first = False
-            if not chunk:
-                data, tail = tail, b""
-            else:
-                data = tail + chunk
-                cut = data.rfind(b"<")
-                if cut <= 0:
-                    tail = data
-                    continue
-                data, tail = data[:cut], data[cut:]
+        for data, _last in _pieces(fh, "content.xml"):
             for m in _ODS_GRID.finditer(data):
                 table, row_tag, cell_tag, attrs, end = m.groups()
                 if table:
@@ -371,9 +389,35 @@ def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, st
                     raise _Stop("sheet-too-large", f"sheet '{name}' uses column {max_col:,}; the limit is {limits.max_cols:,}", name)
                 if cells > limits.max_cells:
                     raise _Stop("sheet-too-large", f"the workbook has over {limits.max_cells:,} cells", name)
-            if not chunk:
-                break
     return sheets, errors
+
+
+def _pieces(fh, what: str):
+    """A streamed XML part in pieces of about :data:`_CHUNK` bytes, each cut before its last
+    ``<`` so that no tag is split between two; a DTD or entity declaration at the start is
+    refused. Yields (piece, False) for each, then (the unfinished end, True).
+
+    Raises:
+        _Stop: xml-forbidden, naming ``what``.
+    """
+    tail = b""
+    first = True
+    while True:
+        chunk = fh.read(_CHUNK)
+        if not chunk:
+            break
+        if first:
+            if _DTD.search(chunk[:4096]):
+                raise _Stop("xml-forbidden", f"{what} declares a DTD or entities")
+            first = False
+        data = tail + chunk
+        cut = data.rfind(b"<")
+        if cut <= 0:
+            tail = data
+            continue
+        data, tail = data[:cut], data[cut:]
+        yield data, False
+    yield tail, True
 
 
 def _col_letters(n: int) -> str:
@@ -446,25 +490,11 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, sheet_name: str, limits: Limits)
     max_row = max_col = cells = rows = unplaced = 0
     errors: set[str] = set()
     tail = b""
-    read = 0
-    first = True
     with zf.open(part) as fh:
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                break
-            read += len(chunk)
-            if first:
-                if _DTD.search(chunk[:4096]):
-                    raise _Stop("xml-forbidden", f"sheet '{sheet_name}' declares a DTD or entities")
-                first = False
-            # Keep the unfinished tag at the end of the chunk for the next round.
-            data = tail + chunk
-            cut = data.rfind(b"<")
-            if cut <= 0:
+        for data, last in _pieces(fh, f"sheet '{sheet_name}'"):
+            if last:
                 tail = data
-                continue
-            data, tail = data[:cut], data[cut:]
+                break
             quick = _quick_scan(data, limits)
             if quick is not None:
                 n_rows, n_cells, errs = quick

@@ -44,7 +44,6 @@ DATA_COLUMNS = (
     ("DoT short term", "dot_short", 14),
     ("DoT short term compared with", "dot_short_against", 12),
     ("Previous actual", "previous_actual", 13),
-    ("Previous actual for", "previous_period", 12),
     ("Risk score", "score", 10),
     ("Reported status", "status_word", 16),
     ("Commentary", "commentary", 60),
@@ -218,7 +217,7 @@ def write_master(path: str | Path, register: Register, result) -> None:
         _trends(wb, f, register, result, sheet_name("Trends", taken))
     _exceptions(wb, f, rows, period, sheet_name("Exceptions", taken), splicer)
     _submissions(wb, f, result, sheet_name("Submissions", taken))
-    _data(wb, f, rows, sheet_name("Data", taken), splicer)
+    _data(wb, f, result, sheet_name("Data", taken), splicer)
     wb.close()
     splicer.save(path)
 
@@ -517,7 +516,8 @@ def _submissions(wb, f, result, name):
     _print(ws, f"Submissions - {result.period.label}")
 
 
-def _data(wb, f, rows, name, splicer: Splicer):
+def _data(wb, f, result, name, splicer: Splicer):
+    rows = result.rows
     ws = wb.add_worksheet(name)
     for c, (_, _, w) in enumerate(DATA_COLUMNS):
         ws.set_column(c, c, w)
@@ -543,12 +543,16 @@ def _data(wb, f, rows, name, splicer: Splicer):
         for c in numeric:
             styles[c] = style
         by_unit[unit] = styles
-    pick = operator.itemgetter(*keys)
+    # Every row is of the quarter: its Period cell is the same, not a key of each row's dict.
+    at_period = keys.index("period")
+    pick = operator.itemgetter(*(k for k in keys if k != "period"))
+    period_key = result.period.key
 
     def xml():
         render = RowRenderer(len(keys))
         for r, row in enumerate(rows, start=1):
             values = list(pick(row))
+            values.insert(at_period, period_key)
             if row["kind"] == "measure":
                 styles = by_unit[row["unit"] or "number"]
             else:

@@ -88,6 +88,7 @@ def encode_scan(res: ScanResult) -> dict:
         "findings": [[getattr(f, k) for k in FIELDS[1:]] for f in res.findings],
         "sheets": res.sheets,
         "errors": {sheet: sorted(cells) for sheet, cells in res.error_cells.items()},
+        "saved_at": res.saved_at,
     }
 
 
@@ -98,6 +99,7 @@ def decode_scan(data: dict, name: str) -> ScanResult:
         sheets=dict(data["sheets"]),
         error_cells={sheet: set(cells) for sheet, cells in data["errors"].items()},
         ok=bool(data["ok"]),
+        saved_at=data.get("saved_at"),
     )
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,35 +233,3 @@ def as_date(value) -> dt.date | None:
             except ValueError:
                 continue
     return None
-
-
-_CORE = "docProps/core.xml"
-_MODIFIED = re.compile(rb"<dcterms:modified[^>]*>([^<]{1,40})</dcterms:modified>")
-_META = "meta.xml"  # an OpenDocument file's: <dc:date> is when it was last saved
-_ODS_DATE = re.compile(rb"<dc:date>([^<]{1,40})</dc:date>")
-
-
-def saved_time(path: str | Path) -> str | None:
-    """When the workbook says it was last saved (``dcterms:modified`` in docProps/core.xml,
-    which Excel and LibreOffice write on every save, or ``dc:date`` in an OpenDocument file's
-    meta.xml), as ISO 8601 in UTC; None when it does not say. Only a small part is read, by a
-    regular expression: no XML parser meets it."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            part, pattern = (_CORE, _MODIFIED) if _CORE in names else (_META, _ODS_DATE)
-            info = zf.getinfo(part)
-            if info.file_size > 65_536:
-                return None
-            m = pattern.search(zf.read(info))
-    except (KeyError, OSError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError, zlib.error):
-        return None
-    if not m:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(m.group(1).decode("ascii").strip().replace("Z", "+00:00"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()

@@ -38,6 +38,7 @@ python-calamine reads it.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
@@ -250,20 +251,27 @@ def _register_limits():
     )
 
 
-def _decode_csv(data: bytes) -> str:
-    """A CSV's text: UTF-8 (with or without a BOM), else Windows-1252, which is what Excel
-    writes when a sheet is saved as plain "CSV" (a £ is one byte, 0xA3, there)."""
+def _csv_rows(data: bytes) -> Iterator[list]:
+    """A CSV's rows, decoded as UTF-8 (with or without a BOM), else as Windows-1252, which is
+    what Excel writes when a sheet is saved as plain "CSV" (a £ is one byte, 0xA3, there).
+    The text is decoded as it is read, not held whole (a StringIO of a 9 MB register holds
+    36 MB: four bytes a character)."""
     try:
-        return data.decode("utf-8-sig")
+        check = codecs.getincrementaldecoder("utf-8")()
+        for at in range(0, len(data), 1 << 20):  # checked a megabyte at a time, then dropped
+            check.decode(data[at : at + (1 << 20)])
+        check.decode(b"", final=True)
+        encoding = "utf-8-sig"
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        encoding = "cp1252"
+    return csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace", newline=""))
 
 
 def _read_rows(path: Path) -> Iterator[list]:
     """The register's rows, titles and header included, one at a time."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
-        yield from csv.reader(io.StringIO(_decode_csv(path.read_bytes()), newline=""))
+        yield from _csv_rows(path.read_bytes())
         return
     if suffix in (".xlsx", ".xlsm", ".ods"):
         yield from _read_workbook(path)
@@ -344,7 +352,7 @@ def load_register(path: str | Path) -> Register:
         key = _stat_key(path)
         data = path.read_bytes()
         _FINGERPRINTS[key] = hashlib.sha256(data).hexdigest()[:16]
-        register = parse_register(csv.reader(io.StringIO(_decode_csv(data), newline="")), source=str(path))
+        register = parse_register(_csv_rows(data), source=str(path))
     else:
         register = parse_register(_read_rows(path), source=str(path))
     register._fingerprints[""] = file_fingerprint(path)

@@ -28,7 +28,7 @@ from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.isolate import ChildFailed, check_in_children
 from derbyxl.periods import Period, PeriodError
 from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
-from derbyxl.read import ReadError, read_return, saved_time
+from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
 from derbyxl import workers as pool
 from derbyxl.workers import can_fork, default_workers, fork_map, in_child
@@ -205,7 +205,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
         report.findings.append(finding(exc.code, name, exc.message, sheet=exc.sheet))
         return []
     report.register_fingerprint = (raw.stamp or {}).get("register_fingerprint") or None
-    report.saved_at = saved_time(path)
+    report.saved_at = res.saved_at
     ident, found = checks.check_identity(raw, register, name)
     report.findings.extend(found)
     report.portfolio, report.period = ident.portfolio, ident.period

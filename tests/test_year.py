@@ -124,12 +124,14 @@ def test_a_whole_year_of_quarters(tmp_path):
 def test_without_history_q4_compares_year_on_year_with_the_registers_outturn(tmp_path, register):
     from derbyxl.consolidate import build_rows
 
-    rows = {r["ref"]: r for r in build_rows(register, Period.parse("2024-25-Q4"), {}, None)}
-    assert rows["EHCS PM21"]["previous_period"] == "2023/24 Q4"
-    # Q1 of the next year: the register's outturn is no quarter before and no year ago.
     from derbyxl.baseline import baseline, short_term, year_ago
 
     item = register.by_ref["EHCS PM21"]
+    q4 = Period.parse("2024-25-Q4")
+    assert baseline(item, q4, {}).period == "2023-24-Q4" and year_ago(item, q4, {}).value == item.previous_actual
+    rows = {r["ref"]: r for r in build_rows(register, q4, {}, None)}
+    assert rows["EHCS PM21"]["previous_actual"] == item.previous_actual
+    # Q1 of the next year: the register's outturn is no quarter before and no year ago.
     q1 = Period.parse("2025-26-Q1")
     assert baseline(item, q1, {}).period is None  # the register does not say which quarter it is for
     assert short_term(item, q1, {}) is None and year_ago(item, q1, {}) is None
