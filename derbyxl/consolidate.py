@@ -209,7 +209,6 @@ def build_rows(
         for rec in s.report.rows:
             by_ref[rec["ref"]] = (rec, s)
     rows = []
-    key = period.key
     nothing = (None, None)
     direction = rag.direction_of_travel
     quarter, before_key, before_label = period.quarter, period.previous.key, period.previous.label
@@ -424,7 +423,7 @@ def _no_valid_return(report: Report, period: Period) -> str:
         label = Period.parse(key).label if period_key(key) else key
         parts.append(f"{n} {'is' if n == 1 else 'are'} for {label}")
     if other:
-        parts[-1] += f" (is this the right folder, and the right --period?)"
+        parts[-1] += " (is this the right folder, and the right --period?)"
     wrong_type = sum(1 for fr in files if any(f.code in _NOT_XLSX for f in fr.findings))
     if wrong_type:
         parts.append(f"{wrong_type} {'is' if wrong_type == 1 else 'are'} not a workbook derbyxl reads (save as Excel Workbook .xlsx, or ODF Spreadsheet .ods)")

@@ -77,6 +77,9 @@ class ScanResult:
     ok: bool = True
     #: When the workbook says it was last saved, ISO 8601 in UTC (None: it does not say).
     saved_at: str | None = None
+    #: Merged cells by sheet, ((row, col), (last row, last col)) 0-based, where the reader
+    #: does not report them (python-calamine does not for OpenDocument files).
+    merged: dict[str, list] = field(default_factory=dict)
 
 
 def _col_number(letters: bytes) -> int:
@@ -281,6 +284,8 @@ _ODS_GRID = re.compile(
 )
 _ODS_NAME = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?name\s*=\s*(["'])(.*?)\1""")
 _ODS_ERROR = re.compile(rb"""value-type\s*=\s*["']error""")
+_COLUMNS_SPANNED = re.compile(rb"""number-columns-spanned\s*=\s*["']\s*([0-9]{1,12})""")
+_ROWS_SPANNED = re.compile(rb"""number-rows-spanned\s*=\s*["']\s*([0-9]{1,12})""")
 _ROWS_REPEATED = re.compile(rb"""number-rows-repeated\s*=\s*["']\s*([0-9]{1,12})""")
 _COLUMNS_REPEATED = re.compile(rb"""number-columns-repeated\s*=\s*["']\s*([0-9]{1,12})""")
 _VALUE_TYPE = re.compile(rb"\bvalue-type\s*=")
@@ -321,7 +326,7 @@ def _scan_opendocument(zf: zipfile.ZipFile, names: set[str], media: bytes | None
                 with zf.open(part) as fh:
                     if _DTD.search(fh.read(4096)):
                         return stop("xml-forbidden", f"{part} declares a DTD or entities")
-        res.sheets, res.error_cells = _scan_ods_content(zf, limits)
+        res.sheets, res.error_cells, res.merged = _scan_ods_content(zf, limits)
     except _Stop as exc:
         return stop(exc.code, exc.message, sheet=exc.sheet)
     except _ZIP_ERRORS as exc:
@@ -332,21 +337,23 @@ def _scan_opendocument(zf: zipfile.ZipFile, names: set[str], media: bytes | None
     return res
 
 
-def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, str], dict[str, set[str]]]:
+def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, str], dict[str, set[str]], dict[str, list]]:
     """Stream content.xml: per table, the furthest row and column holding a value (a cell with
     a value type, or with content) and the cells holding values, repeats counted; and the
     cells showing an error (LibreOffice marks them ``calcext:value-type="error"``; calamine
     may read them as 0).
 
     Returns:
-        the sheet names, each mapped to the part holding it (content.xml), and the error
-        cells by sheet (A1 references).
+        the sheet names, each mapped to the part holding it (content.xml), the error cells
+        by sheet (A1 references) and the merged cells by sheet (``table:number-columns-spanned``
+        and ``-rows-spanned``: calamine does not report them for an .ods).
 
     Raises:
         _Stop: for a DTD, or a grid beyond the limits.
     """
     sheets: dict[str, str] = {}
     errors: dict[str, set[str]] = {}
+    merged: dict[str, list] = {}
     name = ""
     row = col = 0  # the next row of the table, the next column of the row (0-based)
     repeat = 1  # how many times the current row stands
@@ -369,6 +376,11 @@ def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, st
                 elif cell_tag:
                     c = _COLUMNS_REPEATED.search(attrs)
                     times = int(c.group(1)) if c else 1
+                    if b"spanned" in attrs and row < limits.max_rows:
+                        wide, tall = _COLUMNS_SPANNED.search(attrs), _ROWS_SPANNED.search(attrs)
+                        across, down = (int(wide.group(1)) if wide else 1), (int(tall.group(1)) if tall else 1)
+                        if (across > 1 or down > 1) and len(merged.get(name, ())) < 1000:
+                            merged.setdefault(name, []).append(((row, col), (row + down - 1, col + across - 1)))
                     col += times
                     # A cell holds something when it says what type of value, or is not empty.
                     if _VALUE_TYPE.search(attrs) or not attrs.endswith(b"/"):
@@ -389,7 +401,7 @@ def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, st
                     raise _Stop("sheet-too-large", f"sheet '{name}' uses column {max_col:,}; the limit is {limits.max_cols:,}", name)
                 if cells > limits.max_cells:
                     raise _Stop("sheet-too-large", f"the workbook has over {limits.max_cells:,} cells", name)
-    return sheets, errors
+    return sheets, errors, merged
 
 
 def _pieces(fh, what: str):

@@ -89,6 +89,7 @@ def encode_scan(res: ScanResult) -> dict:
         "sheets": res.sheets,
         "errors": {sheet: sorted(cells) for sheet, cells in res.error_cells.items()},
         "saved_at": res.saved_at,
+        "merged": res.merged,
     }
 
 
@@ -100,6 +101,7 @@ def decode_scan(data: dict, name: str) -> ScanResult:
         error_cells={sheet: set(cells) for sheet, cells in data["errors"].items()},
         ok=bool(data["ok"]),
         saved_at=data.get("saved_at"),
+        merged={sheet: [tuple(map(tuple, m)) for m in ranges] for sheet, ranges in data.get("merged", {}).items()},
     )
 
 

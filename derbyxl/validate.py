@@ -204,6 +204,9 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     except ReadError as exc:
         report.findings.append(finding(exc.code, name, exc.message, sheet=exc.sheet))
         return []
+    for sheet_name, ranges in res.merged.items():  # merged cells the reader could not report
+        if sheet_name in raw.sheets and not raw.sheets[sheet_name].merged:
+            raw.sheets[sheet_name].merged = ranges
     report.register_fingerprint = (raw.stamp or {}).get("register_fingerprint") or None
     report.saved_at = res.saved_at
     ident, found = checks.check_identity(raw, register, name)

@@ -144,3 +144,12 @@ def test_an_error_value_in_an_ods_is_an_excel_error_at_its_cell(tmp_path, regist
     path = _rewrite(src, tmp_path / "err.ods", {"content.xml": content.replace(cell.group(0), error, 1)})
     found = [(f.sheet, f.cell, f.code) for f in validate_file(path, register, period=Q4).findings if f.severity == "error"]
     assert found == [("Measures", "G2", "excel-error")]
+
+
+@pytest.mark.soffice
+def test_merged_answer_cells_in_an_ods_are_found_as_in_xlsx(tmp_path, register, good_dir):
+    bad = mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, lambda wb: wb["Measures"].merge_cells("G2:H2"))
+    (ods,) = to_ods([bad], tmp_path / "ods")
+    got = [(f.sheet, f.cell, f.code) for f in validate_file(ods, register, period=Q4).findings if f.code == "merged-cells"]
+    want = [(f.sheet, f.cell, f.code) for f in validate_file(bad, register, period=Q4).findings if f.code == "merged-cells"]
+    assert got == want == [("Measures", "G2", "merged-cells")]

@@ -105,7 +105,7 @@ def test_returns_saved_in_other_formats_write_nothing(recorded):
 
 
 def test_no_valid_return_in_a_fresh_quarter_writes_no_master(tmp_path):
-    register = load_register(write_council_register(tmp_path / "register.csv"))
+    write_council_register(tmp_path / "register.csv")
     empty = tmp_path / "returns"
     empty.mkdir()
     (empty / "notes.txt").write_text("not a return")
