@@ -31,4 +31,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py --returns 1000 --repeat 5
 
 clean:
-	rm -rf $(VENV) .venv-oldest templates/*.xlsx returns/*.xlsx outputs/*.xlsx outputs/*.sqlite* outputs/*.csv
+	rm -rf $(VENV) .venv-oldest templates/*.xlsx returns/*.xlsx outputs/*.xlsx outputs/*.sqlite* outputs/*.csv outputs/archive
