@@ -220,7 +220,8 @@ def validate(
     for path in paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
-    files = expand_paths(paths)
+    ignored: list[Path] = []
+    files = expand_paths(paths, ignored)
     early = _prescan(files, register, None if no_cache else history)
     try:
         from derbyxl.validate import validate_paths
@@ -253,6 +254,9 @@ def validate(
         (err if json_out == "-" else out).print(f"{len(written)} annotated copies written to {annotate}")
     s = report.stats
     console = err if json_out == "-" else out
+    if ignored:
+        shown = ", ".join(p.name for p in ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
+        console.print(f"Ignored {len(ignored)} file(s) that are not workbooks: {shown}", highlight=False)
     console.print(f"{s['files']} file(s): {s['valid']} valid, {s['errors']} error(s), {s['warnings']} warning(s)")
     if any(path.is_dir() for path in paths) and report.period:
         # A folder of returns is the quarter so far: say who has sent nothing yet.

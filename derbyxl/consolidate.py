@@ -416,7 +416,8 @@ def _no_valid_return(report: Report, period: Period) -> str:
     """Why no return could be used, in words that point at the likely slip."""
     files = report.files
     if not files:
-        return f"no returns were found, so nothing was written for {period.label}; check the returns folder"
+        also = f" (only files that are not workbooks: {', '.join(report.ignored[:5])})" if report.ignored else ""
+        return f"no returns were found{also}, so nothing was written for {period.label}; check the returns folder"
     other = Counter(fr.period for fr in files if fr.period and period_key(fr.period) != period.key)
     parts = []
     for key, n in other.most_common():

@@ -158,6 +158,9 @@ class Report:
 
     files: list[FileReport] = field(default_factory=list)
     period: str | None = None
+    #: Files in the folders checked that cannot be returns by their name (Thumbs.db, a PDF):
+    #: skipped, and listed once.
+    ignored: list[str] = field(default_factory=list)
     #: Set when most returns were made from another register than the one loaded: the one
     #: message that explains their findings (see :func:`derbyxl.checks.check_register_source`).
     other_register: str | None = None

@@ -77,7 +77,8 @@ def validate_paths(
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
     """
-    files = expand_paths(paths)
+    skipped: list[Path] = []
+    files = expand_paths(paths, skipped)
     names = display_names(files)
     expected = Period.parse(period) if period else None
     shas = [_sha256_within(f, limits) for f in files]
@@ -143,7 +144,7 @@ def validate_paths(
         by_name[rec["workbook"]].rows.append(rec)
     for report in reports:
         report.findings.sort(key=sort_key)
-    return Report(reports, period=expected.key if expected else None, other_register=other_register)
+    return Report(reports, period=expected.key if expected else None, other_register=other_register, ignored=[p.name for p in skipped])
 
 
 def _sha256_within(path: Path, limits: Limits) -> str | None:

@@ -110,7 +110,8 @@ def test_no_valid_return_in_a_fresh_quarter_writes_no_master(tmp_path):
     empty.mkdir()
     (empty / "notes.txt").write_text("not a return")
     r = run("consolidate", empty, "--register", tmp_path / "register.csv", "--period", "2025-26-Q1", "--out", tmp_path / "out")
-    assert r.returncode == 1 and "no valid return for 2025/26 Q1" in r.stderr
+    assert r.returncode == 1
+    assert "no returns were found (only files that are not workbooks: notes.txt), so nothing was written for 2025/26 Q1" in r.stderr
     assert not (tmp_path / "out" / "master_2025-26-Q1.xlsx").exists()
     with History(tmp_path / "out" / "history.sqlite") as h:
         assert h.runs() == []
@@ -400,3 +401,24 @@ def test_equal_sign_off_dates_go_to_the_later_saved_workbook(tmp_path, register,
 
     ws = load_workbook(result.master, read_only=True)["Submissions"]
     assert "used (same sign-off date; saved later)" in [c for row in ws.iter_rows(values_only=True) for c in row]
+
+
+def test_what_machines_leave_in_a_returns_folder_is_ignored_and_listed(tmp_path, good_dir, register):
+    folder = tmp_path / "returns"
+    folder.mkdir()
+    shutil.copyfile(good_dir / "Governance-and-Finance_2024-25-Q4.xlsx", folder / "Governance-and-Finance_2024-25-Q4.xlsx")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))  # an OLE file, as Windows writes it
+    (folder / "desktop.ini").write_text("[.ShellClassInfo]\n")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "Governance return.pdf").write_bytes(b"%PDF-1.7\n")
+    (folder / "RE: Q4 return.eml").write_text("From: lead@example.gov.uk\n\nHere it is.")
+    # ... but a workbook saved under a document's name is a workbook, and is checked.
+    shutil.copyfile(good_dir / "Health-and-Adult-Care_2024-25-Q4.xlsx", folder / "Health return.pdf")
+    r = run("validate", folder, "--period", "2024-25-Q4", "--history", tmp_path / "cache.sqlite")
+    out = " ".join(r.stdout.split())
+    assert r.returncode == 1, r.stdout  # the workbook named .pdf: a wrong-file-type finding
+    assert "Ignored 4 file(s) that are not workbooks: Governance return.pdf, RE: Q4 return.eml, Thumbs.db, desktop.ini" in out
+    assert "2 file(s): 1 valid" in out
+    (folder / "Health return.pdf").unlink()
+    r = run("validate", folder, "--period", "2024-25-Q4", "--history", tmp_path / "cache.sqlite")
+    assert r.returncode == 0 and "1 file(s): 1 valid" in " ".join(r.stdout.split())
