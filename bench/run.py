@@ -194,7 +194,7 @@ def main(argv=None):
     for _ in range(max(1, args.repeat)):
         shutil.rmtree(work / "outputs", ignore_errors=True)  # no history, no cache: a first run
         runs["validate"].append(run_cli(["validate", str(work / "returns"), *common, *history, "--json", str(work / "findings.json")]))
-        runs["consolidate"].append(run_cli(["consolidate", str(work / "returns"), *common, "--out", str(work / "outputs")]))
+        runs["consolidate"].append(run_cli(["consolidate", str(work / "returns"), *common, "--out", str(work / "outputs"), *history]))
         # The same check again, as an officer re-runs it: every file is in the cache by now.
         runs["validate_again"].append(run_cli(["validate", str(work / "returns"), *common, *history, "--json", str(work / "findings-again.json")]))
         findings = json.loads((work / "findings.json").read_text())

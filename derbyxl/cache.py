@@ -66,6 +66,15 @@ COLUMNS = ("sha256", "context", "version", "checked_at", "payload")
 KEEP_SECONDS = 400 * 24 * 3600
 
 
+def default_cache_path() -> Path:
+    """Where per-file results are kept when no history database is named: the user's cache
+    folder (``~/.cache/derbyxl`` on Linux, ``%LOCALAPPDATA%\\derbyxl\\Cache`` on Windows), so
+    that checking returns writes nothing in the folder it is run from."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("derbyxl", appauthor=False) / "results.sqlite"
+
+
 def file_key(sha256: str, path: str | Path) -> str:
     """What a file's results are kept under: its SHA-256 and every part of its name that a
     check reads. The pre-scan judges a file by its extension too (the same bytes are a

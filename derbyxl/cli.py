@@ -205,10 +205,11 @@ def validate(
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the findings as JSON to this file ('-' for stdout)."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write a highlighted copy of each faulty return to this folder."),
     chase: Optional[Path] = typer.Option(None, "--chase", help="Write a CSV of every portfolio's return status, lead officers, emails and what to do (those to chase first)."),
-    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="History database where each checked file's results are kept by SHA-256, so consolidate (and the next validate) need not read it again."),
+    history: Optional[Path] = typer.Option(None, "--history", help="History database: earlier quarters' actuals for plausibility, and where each checked file's results are kept so the next command need not read it again. Default: results kept in your cache folder, earlier quarters from outputs/history.sqlite if it exists."),
     no_cache: bool = NoCacheOpt,
 ):
-    """Check returned workbooks and report every finding.
+    """Check returned workbooks and report every finding. Writes nothing beside the returns:
+    only the files asked for (--json, --annotate, --chase) and the cache of results.
 
     Exit 0 when there are no errors (warnings allowed), 1 when any error, 2 for wrong usage.
 
@@ -222,13 +223,14 @@ def validate(
             raise UsageError(f"no such file or folder: {path}")
     ignored: list[Path] = []
     files = expand_paths(paths, ignored)
-    early = _prescan(files, register, None if no_cache else history)
+    cache_path = _cache_path(history)
+    early = _prescan(files, register, None if no_cache else cache_path)
     try:
         from derbyxl.validate import validate_paths
 
         reg = _load_register(register)
         p = _period(period) if period else None
-        with FileCache(history) if not no_cache else nullcontext() as cache, _earlier_quarters(history) as earlier:
+        with FileCache(cache_path) if not no_cache else nullcontext() as cache, _earlier_quarters(history or DEFAULT_HISTORY) as earlier:
             report = validate_paths(files, reg, period=p, cache=cache, prescan=early, history=earlier)
     finally:
         if early is not None:
@@ -264,6 +266,18 @@ def validate(
     if chase:
         _write_chase(console, report, reg, chase)
     raise typer.Exit(0 if report.valid else 1)
+
+
+#: The history database commands read and consolidate writes when none is named.
+DEFAULT_HISTORY = Path("outputs/history.sqlite")
+
+
+def _cache_path(history: Optional[Path]) -> Path:
+    """Where per-file results are kept: in the history database named, else in the user's
+    cache folder (never in the folder the command is run from)."""
+    from derbyxl.cache import default_cache_path
+
+    return history if history is not None else default_cache_path()
 
 
 @contextmanager
@@ -326,7 +340,8 @@ def consolidate(
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
     _history_folder_exists(history)
-    early = _prescan(expand_paths([returns]), register, None if no_cache else (history or out_dir / "history.sqlite"))
+    cache_path = _cache_path(history)
+    early = _prescan(expand_paths([returns]), register, None if no_cache else cache_path)
     try:
         from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten, Refused
         from derbyxl.consolidate import consolidate as run
@@ -335,7 +350,7 @@ def consolidate(
         reg = _load_register(register)
         p = _period(period)
         try:
-            result = run(returns, reg, p, out_dir, history_path=history, strict=strict, replace=replace, use_cache=not no_cache, prescan=early)
+            result = run(returns, reg, p, out_dir, history_path=history, cache_path=cache_path, strict=strict, replace=replace, use_cache=not no_cache, prescan=early)
         except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
             err.print(f"[red]Not consolidated:[/red] {exc}", highlight=False)
             raise typer.Exit(1)

@@ -279,6 +279,7 @@ def consolidate(
     out_dir: str | Path,
     *,
     history_path: str | Path | None = None,
+    cache_path: str | Path | None = None,
     strict: bool = False,
     replace: bool = False,
     limits: Limits = DEFAULT_LIMITS,
@@ -300,6 +301,8 @@ def consolidate(
         period: the quarter.
         out_dir: where the master goes (``master_<period>.xlsx``).
         history_path: the SQLite history (``out_dir/history.sqlite`` by default).
+        cache_path: where per-file results are kept (:class:`derbyxl.cache.FileCache`; the
+            history database by default; the command line uses the user's cache folder).
         strict: write nothing when any portfolio's return is missing or invalid.
         replace: replace a recorded quarter even with less (the old master is archived).
         limits: bounds on the work per returned file.
@@ -329,7 +332,7 @@ def consolidate(
     history_path = Path(history_path) if history_path else out_dir / "history.sqlite"
     generated_at = (generated_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
-    with _lock(out_dir), History(history_path) as history, FileCache(history_path) as cache:
+    with _lock(out_dir), History(history_path) as history, FileCache(cache_path or history_path) as cache:
         latest = history.latest_values(before=period)  # each measure's baseline, for the checks and the rows
         report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, prescan=prescan)
         if report.other_register:

@@ -17,6 +17,15 @@ from derbyxl.template import write_templates
 Q4 = Period.parse("2024-25-Q4")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_home(tmp_path_factory):
+    """The user's cache folder (where commands keep per-file results when no --history is
+    named) is a temporary one for the tests and the commands they run."""
+    import os
+
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+
+
 @pytest.fixture(scope="session")
 def register():
     return load_register(sample_register_path())

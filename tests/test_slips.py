@@ -422,3 +422,19 @@ def test_what_machines_leave_in_a_returns_folder_is_ignored_and_listed(tmp_path,
     (folder / "Health return.pdf").unlink()
     r = run("validate", folder, "--period", "2024-25-Q4", "--history", tmp_path / "cache.sqlite")
     assert r.returncode == 0 and "1 file(s): 1 valid" in " ".join(r.stdout.split())
+
+
+def test_validate_and_register_check_from_an_empty_folder_leave_it_empty(tmp_path, good_dir):
+    from derbyxl.register import sample_register_path
+
+    here = tmp_path / "empty"
+    here.mkdir()
+    r = run("validate", good_dir, "--period", "2024-25-Q4", cwd=here)
+    assert r.returncode == 0, r.stderr
+    r = run("register", "check", sample_register_path(), cwd=here)
+    assert r.returncode == 0
+    assert list(here.iterdir()) == []
+    # The results were kept in the user's cache folder: the next run reads no file again.
+    import os
+
+    assert (Path(os.environ["XDG_CACHE_HOME"]) / "derbyxl" / "results.sqlite").exists()
