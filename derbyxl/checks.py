@@ -18,7 +18,7 @@ from derbyxl.findings import CATALOGUE, Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
 from derbyxl.register import Item, Register
-from derbyxl.spec import FORMAT_VERSION, LONG_TEXT, kinds_present
+from derbyxl.spec import COVER_PERIOD_CELL, COVER_SHEET, FORMAT_VERSION, LONG_TEXT, SIGN_OFF, kinds_present
 from derbyxl.values import describe, parse_value
 
 #: A measure moving by more than this factor from its previous actual draws a warning.
@@ -106,7 +106,7 @@ def check_period(report, expected: Period | None) -> Finding | None:
         return None
     if period == expected:
         return None
-    return finding("wrong-period", report.workbook, f"this is the {period.label} return; use the {expected.label} template you were sent")
+    return finding("wrong-period", report.workbook, f"this is the {period.label} return; use the {expected.label} template you were sent", sheet=COVER_SHEET, cell=COVER_PERIOD_CELL)
 
 
 def check_duplicate_returns(reports, expected: Period | None) -> list[Finding]:
@@ -393,8 +393,9 @@ def check_sign_off(raw: RawReturn, workbook: str) -> tuple[list[Finding], str | 
     by = raw.sign_off.get("completed_by")
     date = as_date(raw.sign_off.get("signed_date"))
     if not by or date is None:
-        missing = [n for n, v in (("Completed by", by), ("Date", date)) if not v]
-        return [finding("missing-sign-off", workbook, f"{' and '.join(missing)} empty on the Cover sheet", sheet="Cover")], _text(by), date.isoformat() if date else None
+        empty = [(s.caption, s.cell) for s, v in zip(SIGN_OFF[:2], (by, date)) if not v]
+        found = finding("missing-sign-off", workbook, f"{' and '.join(c for c, _ in empty)} empty on the Cover sheet", sheet=COVER_SHEET, cell=empty[0][1])
+        return [found], _text(by), date.isoformat() if date else None
     return [], _text(by), date.isoformat()
 
 

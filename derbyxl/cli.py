@@ -145,6 +145,7 @@ def templates(
     out_dir: Path = typer.Option(Path("templates"), "--out", "-o", help="Folder to write the templates to."),
     portfolio: Optional[List[str]] = typer.Option(None, "--portfolio", help="Only this portfolio (repeatable)."),
     password: Optional[str] = typer.Option(None, "--password", help="Protect sheets with this password (none by default)."),
+    due: Optional[str] = typer.Option(None, "--due", help="The due date shown on each Cover, e.g. 2025-04-22 or 22/04/2025. Default: three weeks after the quarter ends."),
     history: Optional[Path] = typer.Option(None, "--history", help="History database: its latest actuals become 'Previous actual'. Default: outputs/history.sqlite if it exists."),
 ):
     """Write one return template per portfolio.
@@ -158,6 +159,13 @@ def templates(
 
     reg = _load_register(register)
     p = _period(period)
+    due_date = None
+    if due:
+        from derbyxl.read import as_date
+
+        due_date = as_date(due)
+        if due_date is None:
+            raise UsageError(f"--due {due!r} is not a date; write it like 2025-04-22 or 22/04/2025")
     previous = _previous_actuals(history, p)
     names = portfolio or reg.portfolios
     # Refreshed as templates arrive, not by rich's own thread: a process running a second
@@ -170,7 +178,7 @@ def templates(
             bar.refresh()
 
         try:
-            written = write_templates(reg, p, out_dir, portfolios=names, previous=previous, password=password, progress=advance)
+            written = write_templates(reg, p, out_dir, portfolios=names, previous=previous, password=password, progress=advance, due=due_date)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     table = Table(title=f"Templates for {p.label}")
@@ -366,6 +374,7 @@ def consolidate(
 
 def _print_consolidation(result):
     from rich.table import Table
+    from rich.text import Text
 
     from derbyxl.report_console import MAX_FILE_ROWS
 
@@ -385,7 +394,8 @@ def _print_consolidation(result):
     for fr in [fr for fr in result.report.files if not fr.valid][:MAX_FILE_ROWS]:
         if not fr.valid:
             shown = [f for f in fr.findings if f.severity == "error"][:5]
-            out.print(f"[red]{fr.workbook}[/red] left out: " + "; ".join(f"{f.sheet or ''}!{f.cell or ''} {f.message}" for f in shown), highlight=False)
+            where = lambda f: f"{f.sheet}!{f.cell} " if f.sheet and f.cell else ""  # noqa: E731 - no stray "!" when a finding has no place
+            out.print(Text.assemble((fr.workbook, "red"), " left out: " + "; ".join(where(f) + f.message for f in shown)), highlight=False)
     if result.missing:
         out.print(f"[yellow]No valid return from {len(result.missing)} portfolio(s):[/yellow] " + "; ".join(result.missing))
     if result.master:

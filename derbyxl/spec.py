@@ -217,6 +217,9 @@ class SignOff:
     dtype: str = "text"
 
 
+#: The Cover sheet's cell showing the return's period (findings about the period point at it).
+COVER_PERIOD_CELL = "C4"
+
 SIGN_OFF: tuple[SignOff, ...] = (
     SignOff("Completed by", "completed_by", "C20"),
     SignOff("Date", "signed_date", "C21", dtype="date"),

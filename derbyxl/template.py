@@ -26,6 +26,7 @@ from derbyxl.periods import Period
 from derbyxl.register import Item, Register
 from derbyxl.spec import (
     ACTUAL_PROMPTS,
+    COVER_PERIOD_CELL,
     COVER_SHEET,
     FORMAT_VERSION,
     LONG_TEXT,
@@ -290,7 +291,7 @@ def _status_colours(ws, f: _Formats, spec: SheetSpec, last: int):
         )
 
 
-def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Period, items: list[Item], contact: str, password):
+def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Period, items: list[Item], contact: str, password, due: dt.date | None = None):
     ws = wb.add_worksheet(COVER_SHEET)
     ws.set_column(0, 0, 3)
     ws.set_column(1, 1, 22)
@@ -302,11 +303,13 @@ def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Pe
     info = [
         ("Portfolio", portfolio),
         ("Period", f"{period.label} ({period.start:%d %B %Y} to {period.end:%d %B %Y})"),
-        ("Due date", f"{period.due_date():%A %d %B %Y}"),
+        ("Due date", f"{due or period.due_date():%A %d %B %Y}"),
         ("Contact", contact),
         ("Items", ", ".join(f"{n} {name.lower()}" for name, n in counts.items())),
     ]
     for r, (label, value) in enumerate(info, start=2):
+        if label == "Period" and f"C{r + 1}" != COVER_PERIOD_CELL:
+            raise AssertionError("the Cover's period row moved: update spec.COVER_PERIOD_CELL")
         ws.write_string(r, 1, label, f.label)
         write_text(ws, r, 2, value, f.text)
         if row_height([(value, 70)]):
@@ -387,6 +390,7 @@ def write_template(
     contact: str | None = None,
     generated_at: dt.datetime | None = None,
     answers: Mapping[str, Mapping] | None = None,
+    due: dt.date | None = None,
 ) -> TemplateInfo:
     """Write one portfolio's return template.
 
@@ -404,6 +408,7 @@ def write_template(
         generated_at: the time stamped into the file (now by default).
         answers: values to pre-type into input cells, by ref (used to make sample returns fast,
             as the benchmark does; an officer's return is the same file with these typed in).
+        due: the due date shown on the Cover (three weeks after the quarter ends by default).
 
     Returns:
         A :class:`TemplateInfo` naming the file written.
@@ -440,7 +445,7 @@ def write_template(
             }
         )
         f = _Formats(wb)
-        _write_cover(wb, f, register, portfolio, period, items, contact, password)
+        _write_cover(wb, f, register, portfolio, period, items, contact, password, due)
         counts = {}
         for spec in kinds_present(items):
             rows = [i for i in items if i.kind == spec.kind]
@@ -498,6 +503,7 @@ def write_templates(
     password: str | None = None,
     progress: Callable[[TemplateInfo], None] | None = None,
     workers: int | None = None,
+    due: dt.date | None = None,
 ) -> list[TemplateInfo]:
     """Write a template for each portfolio (all in the register by default), in worker
     processes when there are many (see :mod:`derbyxl.workers`).
@@ -517,7 +523,7 @@ def write_templates(
     ensure_folder(out_dir)  # a folder that cannot be written is said here, not in each worker
 
     def one(i: int) -> TemplateInfo:
-        return write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at)
+        return write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at, due=due)
 
     written, lost = fork_map(one, len(names), workers, on_done=(lambda _i, info: progress(info)) if progress else None)
     for i in lost:  # a worker died (out of memory?): write those here, where an error shows

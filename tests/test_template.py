@@ -256,3 +256,12 @@ def test_the_stamp_sheet_stays_hidden_through_a_save_in_libreoffice(tmp_path, te
     saved = libreoffice_convert(template_path(template_dir, "Governance"), tmp_path, "xlsx:Calc MS Excel 2007 XML", ".xlsx")
     assert load_workbook(saved)["_derbyxl"].sheet_state in ("hidden", "veryHidden")
     assert read_return(saved).stamp["portfolio"] == "Governance and Finance"
+
+
+def test_the_due_date_can_be_set(tmp_path):
+    from derbyxl.cli import main
+
+    assert main(["templates", "--period", "2024-25-Q4", "--portfolio", "Governance and Finance", "--due", "30/04/2025", "--out", str(tmp_path)]) == 0
+    cover = {r[1]: r[2] for r in load_workbook(next(tmp_path.glob("*.xlsx")))["Cover"].iter_rows(values_only=True) if len(r) > 2}
+    assert cover["Due date"] == "Wednesday 30 April 2025"
+    assert main(["templates", "--period", "2024-25-Q4", "--due", "soon", "--out", str(tmp_path)]) == 2

@@ -91,7 +91,7 @@ def test_wrong_period(tmp_path, register, answers, returns_copy):
     fill_return(q3.path, answers, returns_copy / q3.path.name)
     report = validate_paths([returns_copy], register, period=Q4)
     fr = next(f for f in report.files if f.workbook == q3.path.name)
-    assert flatten(fr.findings) == [(None, None, "wrong-period")]
+    assert flatten(fr.findings) == [("Cover", "C4", "wrong-period")]  # the period cell, highlighted in the annotated copy
     assert "this is the 2024/25 Q3 return; use the 2024/25 Q4 template you were sent" in fr.findings[0].message
     # Without --period, the latest period claimed is expected: the stale return still stands out.
     report = validate_paths([returns_copy], register)
@@ -337,3 +337,16 @@ def test_a_return_saved_by_libreoffice_reads_the_same(tmp_path, register, return
     assert (after.portfolio, after.period, after.signed_by, after.signed_date) == (before.portfolio, before.period, before.signed_by, before.signed_date)
     assert len(after.rows) == len(before.rows) == before.items
     assert sorted(after.rows, key=lambda r: r["ref"]) == sorted(before.rows, key=lambda r: r["ref"])
+
+
+def test_a_missing_sign_off_points_at_its_cell_and_is_highlighted(tmp_path, register, good_dir):
+    from openpyxl import load_workbook
+
+    from derbyxl.annotate import annotate_file
+
+    unsigned = mutate(good_dir / GOVERNANCE, tmp_path / GOVERNANCE, lambda wb: wb["Cover"]["C21"].__setattr__("value", None))
+    fr = validate_file(unsigned, register, period=Q4)
+    assert [(f.sheet, f.cell, f.code) for f in fr.findings if f.code == "missing-sign-off"] == [("Cover", "C21", "missing-sign-off")]
+    copy = annotate_file(fr, tmp_path / "annotated")
+    cell = load_workbook(copy)["Cover"]["C21"]
+    assert cell.fill.fgColor.rgb.endswith("FFEB9C") and "Date empty on the Cover sheet" in cell.comment.text
