@@ -172,3 +172,23 @@ def test_templates_command_writes_in_worker_processes(tmp_path, monkeypatch):
     assert main(["templates", "--register", str(register), "--period", "2024-25-Q4", "--out", str(out)]) == 0
     assert seen == [True]
     assert len(list(out.glob("*.xlsx"))) == 2 * workers.CHUNK + 2
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_findings_read_at_80_columns_and_file_names_are_whole(tmp_path, good_dir, columns):
+    import os
+
+    from .faults import mutate, set_input
+
+    long_name = "Governance-and-Finance_2024-25-Q4 v2 CORRECTED after the call with Finance.xlsx"
+    mutate(good_dir / "Governance-and-Finance_2024-25-Q4.xlsx", tmp_path / long_name, lambda wb: set_input(wb, "Measures", "CM PM03", "Actual", "lots"))
+    r = subprocess.run([sys.executable, "-m", "derbyxl.cli", "validate", str(tmp_path / long_name), "--period", "2024-25-Q4"], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": str(columns)})
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines)
+    assert "…" not in r.stdout  # nothing cut short
+    joined = "".join(line.strip("│ ") for line in lines)
+    assert long_name.replace(" ", "") in joined.replace(" ", "")
+    if columns == 80:  # a block per finding: the message reads on its own lines, not a word a line
+        assert "  not-a-number: The value is not a number: 'lots' is not a number" in r.stdout
+        assert "  What to do: Type a plain number, without words." in r.stdout
