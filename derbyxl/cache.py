@@ -24,6 +24,7 @@ unlike pickle), which like any cache is for derbyxl's own files, not for data fr
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import sys
 import time
@@ -84,8 +85,10 @@ def file_key(sha256: str, path: str | Path) -> str:
 
 
 def context_for(register_fingerprint: str, limits) -> str:
-    """What a file's results depend on besides its bytes: the register and the limits."""
-    return hashlib.sha256(f"{register_fingerprint} {limits!r}".encode()).hexdigest()[:16]
+    """What a file's results depend on besides its bytes: the register, the limits, and
+    whether --debug asked for the readers' own words in messages."""
+    debug = os.environ.get("DERBYXL_DEBUG") == "1"
+    return hashlib.sha256(f"{register_fingerprint} {limits!r} {debug}".encode()).hexdigest()[:16]
 
 
 class FileCache:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
     except calamine.PasswordError as exc:
         raise ReadError("password-protected", str(exc)) from exc
     except (calamine.CalamineError, calamine.ZipError, calamine.XmlError, OSError, ValueError) as exc:
-        raise ReadError("corrupt-file", f"calamine could not open it ({exc})") from exc
+        raise ReadError("corrupt-file", "its parts are not laid out as a spreadsheet program saves them (a part is missing, misnamed or damaged)" + _reader_said(exc)) from exc
     except BaseException as exc:  # noqa: BLE001 - calamine raises assorted types; a Rust panic is a BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -147,10 +148,17 @@ def read_return(path: str | Path, max_rows: int = 20_000, known_refs: set[str] |
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         where = f"sheet '{reading}'" if reading else "a sheet"
-        raise ReadError("corrupt-file", f"{where} could not be read ({type(exc).__name__}: {exc})", sheet=reading) from exc
+        raise ReadError("corrupt-file", f"{where} is damaged or written in a way the reader does not follow" + _reader_said(exc), sheet=reading) from exc
     finally:
         wb.close()
     return RawReturn(path, names, stamp, sign_off, sheets)
+
+
+def _reader_said(exc: BaseException) -> str:
+    """The reader's own words, for --debug only: officers get the plain ones and the hint."""
+    if os.environ.get("DERBYXL_DEBUG") == "1":
+        return f" (python-calamine: {type(exc).__name__}: {exc})"
+    return ""
 
 
 def _read_sign_off(wb, names) -> dict[str, object]:

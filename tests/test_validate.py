@@ -153,7 +153,26 @@ def test_a_damaged_sheet_is_named(tmp_path, register, good_dir):
             out.writestr(info, data)
     fr = validate_file(damaged, register, period=Q4)
     assert [(f.sheet, f.code) for f in fr.findings] == [("Measures", "corrupt-file")]
-    assert "sheet 'Measures' could not be read" in fr.findings[0].message and not fr.rows
+    assert "sheet 'Measures' is damaged or written in a way the reader does not follow" in fr.findings[0].message and not fr.rows
+    # In plain words: the reader's own text only with --debug (and a cached result without
+    # it is not reused then).
+    assert "calamine" not in fr.findings[0].message and "Error" not in fr.findings[0].message.split(": ", 1)[1]
+
+
+def test_the_readers_own_words_only_with_debug(tmp_path, register, good_dir, monkeypatch):
+    damaged = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(good_dir / GOVERNANCE) as z, zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as out:
+        part = sheet_parts(z, set(z.namelist()))["Measures"]
+        for info in z.infolist():
+            data = z.read(info.filename)
+            out.writestr(info, data.replace(b"</sheetData>", b'<row r="300"><c r="A300"><q/></c></row></sheetData>') if info.filename == part else data)
+    from derbyxl.cache import FileCache
+
+    with FileCache(tmp_path / "cache.sqlite") as cache:
+        plain = validate_file(damaged, register, period=Q4, cache=cache).findings[0].message
+        monkeypatch.setenv("DERBYXL_DEBUG", "1")
+        debug = validate_file(damaged, register, period=Q4, cache=cache, workers=1).findings[0].message
+    assert "python-calamine" not in plain and "(python-calamine: " in debug
 
 
 def test_outdated_template(tmp_path, register, good_dir):
