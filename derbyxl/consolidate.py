@@ -373,14 +373,15 @@ def consolidate(
         ]
         # The new master takes the old one's place inside the recording, so that when it
         # cannot (on Windows, the old one open in Excel), the quarter is not recorded either.
-        with history.recording(period, result.generated_at, register.fingerprint, str(target), values, submissions) as finish:
+        # Paths recorded whole, so that `history restore` finds them from any folder.
+        with history.recording(period, result.generated_at, register.fingerprint, str(target.resolve()), values, submissions) as finish:
             archived = None
             try:
                 with atomic_path(target) as tmp:
                     write_master(tmp, register, result)
                     finish["master_sha256"] = sha256_of(tmp)
                     archived = archive_master(target, period, recorded)
-                    finish["archived"] = str(archived) if archived else None
+                    finish["archived"] = str(archived.resolve()) if archived else None
             except NotReplaced as exc:
                 if archived is not None:
                     archived.unlink(missing_ok=True)
@@ -535,7 +536,7 @@ def restore(history_path: str | Path, period: Period | str, run_id: int) -> Run:
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data)
                 archived = archive_master(target, period, now)
-            history.set_current(run, str(archived) if archived else None)
+            history.set_current(run, str(archived.resolve()) if archived else None)
         return history.run(run_id)
 
 
