@@ -19,7 +19,7 @@ year's Q4 is no collapse when the targets were 28% and 95%.
 
     from derbyxl.baseline import baseline, year_ago
     b = baseline(item, period, history.latest_values(before=period))
-    b.value, b.period   # 0.95, "2025-26-Q1"
+    b.value, b.period   # 0.95, "2024-25-Q4" (for 2025/26 Q1)
 """
 
 from __future__ import annotations
