@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from derbyxl import __version__
+from derbyxl.periods import period_label, uk_time
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quarterly performance returns, end to end in Excel.")
 register_app = typer.Typer(no_args_is_help=True, help="Check the register of monitored items.")
@@ -427,20 +428,11 @@ def migrate(
     except MigrateError as exc:
         err.print(f"[red]Not migrated:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
-    source = f" ({_label(m.source_period)} return)" if m.source_period else ""
+    source = f" ({period_label(m.source_period)} return)" if m.source_period else ""
     out.print(f"{m.path}: {p.label} return for {m.portfolio}, {len(m.carried)} item(s) carried from {old.name}{source}.", highlight=False)
     for ref, why in m.left:
         out.print(f"  not carried: {ref} {why}", highlight=False, markup=False)
     out.print("The sign-off was not carried: the lead signs the new return before sending it.")
-
-
-def _label(key: str) -> str:
-    from derbyxl.periods import Period, PeriodError
-
-    try:
-        return Period.parse(key).label
-    except PeriodError:
-        return key
 
 
 @app.command()
@@ -540,7 +532,7 @@ def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "-
     for col in ("Period", "Run", "Recorded", "Valid returns", "Items", "With data", "Register"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r.period, str(r.id), _when(r.run_at), str(r.valid_returns), str(r.items), str(r.items_with_data), r.register_fingerprint)
+        table.add_row(r.period, str(r.id), uk_time(r.run_at), str(r.valid_returns), str(r.items), str(r.items_with_data), r.register_fingerprint)
     out.print(table)
 
 
@@ -570,7 +562,7 @@ def history_runs(
         table.add_column(col)
     for r in runs:
         master = r.archived or r.master or "-"
-        table.add_row(str(r.id), r.period, _when(r.run_at), str(r.files), str(r.valid_returns), str(r.items_with_data), r.register_fingerprint, master, "yes" if r.current else "")
+        table.add_row(str(r.id), r.period, uk_time(r.run_at), str(r.files), str(r.valid_returns), str(r.items_with_data), r.register_fingerprint, master, "yes" if r.current else "")
     out.print(table)
 
 
@@ -598,13 +590,7 @@ def history_restore(
     except (ConsolidationBusy, HistoryBusy) as exc:
         err.print(f"[red]Not restored:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
-    out.print(f"Run {run.id} of {p.label} ({_when(run.run_at)}, {run.items_with_data} items with data) is current again; master: {run.master}")
-
-
-def _when(iso: str) -> str:
-    from derbyxl.periods import uk_time
-
-    return uk_time(iso)
+    out.print(f"Run {run.id} of {p.label} ({uk_time(run.run_at)}, {run.items_with_data} items with data) is current again; master: {run.master}")
 
 
 #: What the system says when a path cannot be created or written.

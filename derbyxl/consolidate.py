@@ -9,7 +9,6 @@ direction of travel from the register and history, write the master and record t
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import os
 import shutil
@@ -24,7 +23,7 @@ from derbyxl.cache import FileCache
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
-from derbyxl.periods import Period, period_key, uk_time
+from derbyxl.periods import Period, period_key, period_label, uk_time
 from derbyxl.prescan import Prescan
 from derbyxl.register import Register
 from derbyxl.validate import validate_paths
@@ -259,17 +258,11 @@ def build_rows(
                     row["dot_short"] = NO_COMPARISON
                 ago = year_ago(item, period, then)
                 if ago is not None:
-                    row["dot"], row["dot_against"] = direction(actual, ago.value, item.polarity), _label(ago.period)
+                    row["dot"], row["dot_against"] = direction(actual, ago.value, item.polarity), period_label(ago.period)
                 else:
                     row["dot"] = NO_COMPARISON
         rows.append(row)
     return rows
-
-
-@functools.lru_cache(maxsize=256)
-def _label(key: str | None) -> str | None:
-    """A period as people read it (2024/25 Q4), for the master and the history."""
-    return Period.parse(key).label if key else None
 
 
 def consolidate(

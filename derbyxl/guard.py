@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defusedxml import ElementTree as SafeET
+from xlsxwriter.utility import xl_col_to_name
 
 from derbyxl.findings import Finding, finding
 
@@ -389,7 +390,7 @@ def _scan_ods_content(zf: zipfile.ZipFile, limits: Limits) -> tuple[dict[str, st
                         if col > max_col:
                             max_col = col
                         if _ODS_ERROR.search(attrs) and col <= limits.max_cols and row < limits.max_rows:
-                            errors.setdefault(name, set()).add(f"{_col_letters(col - times + 1)}{row + 1}")
+                            errors.setdefault(name, set()).add(f"{xl_col_to_name(col - times)}{row + 1}")
                 elif end == b"table-row":
                     row += repeat
                     if row_has_value and row > max_row:
@@ -430,15 +431,6 @@ def _pieces(fh, what: str):
         data, tail = data[:cut], data[cut:]
         yield data, False
     yield tail, True
-
-
-def _col_letters(n: int) -> str:
-    """Column letters of a 1-based column number (1 is A, 27 is AA)."""
-    letters = ""
-    while n:
-        n, rest = divmod(n - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 _PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)  # what may come before the root

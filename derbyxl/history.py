@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
+import os
 import operator
 import sqlite3
 from contextlib import contextmanager
@@ -486,8 +487,6 @@ def _why(exc: BaseException, path: Path) -> str:
     text = str(exc)
     if "unable to open" in text or "readonly" in text or "read-only" in text:
         folder = path.parent
-        import os
-
         if not folder.exists():
             return "its folder does not exist"
         if not os.access(folder, os.W_OK):

@@ -181,6 +181,18 @@ def period_key(text: str | Period | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def period_label(text: str | None) -> str | None:
+    """A period as people read it (``2024/25 Q4``) however it is written; the text as it is
+    when it is not a period (None for None)."""
+    if not text:
+        return text
+    try:
+        return Period.parse(text).label
+    except PeriodError:
+        return text
+
+
 def uk_time(iso: str | None) -> str:
     """A recorded time as a UK reader writes it: ``1 Dec 2026 07:23 UTC`` (the text as it is
     when it is not an ISO 8601 time)."""
