@@ -197,7 +197,7 @@ def _previous_actuals(history: Optional[Path], period):
     """The history's latest actual of each measure before ``period`` (period key, value)."""
     from derbyxl.history import History
 
-    path = history or Path("outputs/history.sqlite")
+    path = history or DEFAULT_HISTORY
     if not path.exists():
         if history:
             raise UsageError(f"no history database at {path}")
@@ -373,6 +373,11 @@ def consolidate(
     raise typer.Exit(0)
 
 
+def _place(f) -> str:
+    """A finding's sheet!cell and a space, or nothing when it has no place (no stray "!")."""
+    return f"{f.sheet}!{f.cell} " if f.sheet and f.cell else ""
+
+
 def _print_consolidation(result):
     from rich.table import Table
     from rich.text import Text
@@ -395,8 +400,7 @@ def _print_consolidation(result):
     for fr in [fr for fr in result.report.files if not fr.valid][:MAX_FILE_ROWS]:
         if not fr.valid:
             shown = [f for f in fr.findings if f.severity == "error"][:5]
-            where = lambda f: f"{f.sheet}!{f.cell} " if f.sheet and f.cell else ""  # noqa: E731 - no stray "!" when a finding has no place
-            out.print(Text.assemble((fr.workbook, "red"), " left out: " + "; ".join(where(f) + f.message for f in shown)), highlight=False)
+            out.print(Text.assemble((fr.workbook, "red"), " left out: " + "; ".join(_place(f) + f.message for f in shown)), highlight=False)
     if result.missing:
         out.print(f"[yellow]No valid return from {len(result.missing)} portfolio(s):[/yellow] " + "; ".join(result.missing))
     if result.master:
