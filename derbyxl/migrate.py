@@ -27,7 +27,7 @@ from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register, cell_text
 from derbyxl.spec import SHEETS
 from derbyxl.values import normalise_unit
-from derbyxl.xlsx_util import atomic_path
+from derbyxl.xlsx_util import atomic_path, ensure_folder
 
 
 class MigrateError(Exception):
@@ -130,17 +130,11 @@ def migrate(
     for ref in items:
         if ref not in found:
             m.left.append((ref, "is new in the register; answer it"))
-    with tempfile.TemporaryDirectory(dir=_folder_for(out)) as tmp:
+    with tempfile.TemporaryDirectory(dir=ensure_folder(out.parent)) as tmp:
         info = write_template(register, portfolio, period, tmp, previous=previous, answers=answers)
         with atomic_path(out) as part:
             Path(info.path).replace(part)
     return m
-
-
-def _folder_for(out: Path) -> Path:
-    from derbyxl.xlsx_util import ensure_folder
-
-    return ensure_folder(out.parent)
 
 
 def _as_typed(value):

@@ -268,11 +268,9 @@ def _csv_rows(data: bytes) -> Iterator[list]:
 
 
 def _read_rows(path: Path) -> Iterator[list]:
-    """The register's rows, titles and header included, one at a time."""
+    """A register workbook's rows, titles and header included, one at a time (a CSV is read
+    by :func:`load_register` itself, which hashes the same bytes)."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
-        yield from _csv_rows(path.read_bytes())
-        return
     if suffix in (".xlsx", ".xlsm", ".ods"):
         yield from _read_workbook(path)
         return
