@@ -69,6 +69,20 @@ def build_register(n: int, path: Path, seed: int = 11) -> Path:
     return path
 
 
+_FILL: dict = {}
+
+
+def _fill_setup(register, answers, out: Path) -> None:
+    """In each worker: what the returns are filled in from."""
+    _FILL.update(register=register, answers=answers, out=out)
+
+
+def _fill_one(portfolio: str) -> None:
+    from derbyxl.template import write_template
+
+    write_template(_FILL["register"], portfolio, PERIOD, _FILL["out"], answers=_FILL["answers"])
+
+
 def answers_for(n: int, mistakes: float, seed: int = 7) -> dict[str, dict]:
     base = load_answers()
     rnd = random.Random(seed)
@@ -177,15 +191,15 @@ def main(argv=None):
     register = load_register(register_path)
     answers = answers_for(n, args.mistakes)
 
-    from derbyxl.template import write_template
-    from derbyxl.workers import fork_map
+    from derbyxl.runner import Runner
 
     common = ["--register", str(register_path), "--period", PERIOD.key]
     # Templates, as an officer makes them: the command, in a process of its own.
     templates = run_cli(["templates", *common, "--out", str(work / "templates")])
     t_templates = templates["wall"]
     portfolios = register.portfolios
-    fork_map(lambda i: write_template(register, portfolios[i], PERIOD, work / "returns", answers=answers), len(portfolios))
+    with Runner(setup=_fill_setup, setup_args=(register, answers, work / "returns")) as runner:
+        runner.run(_fill_one, [(p,) for p in portfolios])
     files = sorted((work / "returns").glob("*.xlsx"))
 
     floor_read = calamine_floor(files)

@@ -35,7 +35,7 @@ from derbyxl import __version__
 from derbyxl.spec import FORMAT_VERSION
 
 #: The modules whose code decides what a file yields: any edit to them is a new version.
-STAGE_MODULES = ("guard", "prescan", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods", "baseline")
+STAGE_MODULES = ("guard", "read", "checks", "validate", "values", "rag", "spec", "register", "findings", "periods", "baseline")
 
 
 def _code_hash() -> str:

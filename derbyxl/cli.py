@@ -8,7 +8,6 @@ traceback for an expected failure unless --debug is given.
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import sys
 from contextlib import contextmanager, nullcontext
@@ -69,29 +68,6 @@ def _load_register(path: Optional[Path], faulty_exit: int = 2):
         for p in exc.problems:
             err.print(f"  - {p}", markup=False, highlight=False)
         raise typer.Exit(faulty_exit)
-
-
-def _prescan(files: list[Path], register: Optional[Path], cache_path: Optional[Path]):
-    """Start pre-scanning, on another core, those of ``files`` not already checked against
-    this register (their results kept in the cache at ``cache_path``), while the caller
-    imports pandas and loads the register. None when not worth it (see Prescan.start)."""
-    from derbyxl.cache import FileCache, context_for
-    from derbyxl.guard import DEFAULT_LIMITS
-    from derbyxl.prescan import Prescan
-    from derbyxl.register import file_fingerprint, sample_register_path
-
-    known: set[str] = set()
-    if cache_path is not None and cache_path.exists():
-        try:
-            context = context_for(file_fingerprint(register or sample_register_path()), DEFAULT_LIMITS)
-        except OSError:
-            context = None  # no register there: loading it says so
-        if context:
-            with FileCache(cache_path) as cache:
-                known = cache.known(context)
-    if known and len(known) >= len(files):
-        return None  # most likely all checked already (the workers scan any that is not)
-    return Prescan.start(files, DEFAULT_LIMITS, skip=known)
 
 
 def _history_folder_exists(history: Optional[Path]) -> None:
@@ -225,25 +201,16 @@ def validate(
     Example: derbyxl validate returns/ --json findings.json --annotate outputs/annotated
     """
     from derbyxl.cache import FileCache
-    from derbyxl.prescan import expand_paths
+    from derbyxl.validate import validate_paths
 
     for path in paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
-    ignored: list[Path] = []
-    files = expand_paths(paths, ignored)
     cache_path = _cache_path(history)
-    early = _prescan(files, register, None if no_cache else cache_path)
-    try:
-        from derbyxl.validate import validate_paths
-
-        reg = _load_register(register)
-        p = _period(period) if period else None
-        with FileCache(cache_path) if not no_cache else nullcontext() as cache, _earlier_quarters(history or DEFAULT_HISTORY) as earlier:
-            report = validate_paths(files, reg, period=p, cache=cache, prescan=early, history=earlier)
-    finally:
-        if early is not None:
-            early.cancel()
+    reg = _load_register(register)
+    p = _period(period) if period else None
+    with FileCache(cache_path) if not no_cache else nullcontext() as cache, _earlier_quarters(history or DEFAULT_HISTORY) as earlier:
+        report = validate_paths(paths, reg, period=p, cache=cache, history=earlier)
     if report.other_register:
         err.print(f"[red]Error:[/red] {report.other_register}.", highlight=False)
     if json_out == "-":
@@ -265,8 +232,9 @@ def validate(
         (err if json_out == "-" else out).print(f"{len(written)} annotated copies written to {annotate}")
     s = report.stats
     console = err if json_out == "-" else out
-    if ignored:
-        shown = ", ".join(p.name for p in ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
+    if report.ignored:
+        ignored = report.ignored
+        shown = ", ".join(ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
         console.print(f"Ignored {len(ignored)} file(s) that are not workbooks: {shown}", highlight=False)
     console.print(f"{s['files']} file(s): {s['valid']} valid, {s['errors']} error(s), {s['warnings']} warning(s)")
     if any(path.is_dir() for path in paths) and report.period:
@@ -344,28 +312,20 @@ def consolidate(
 
     Example: derbyxl consolidate returns/ --register register.xlsx --period 2024-25-Q4 --out outputs/
     """
-    from derbyxl.prescan import expand_paths
+    from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten, Refused
+    from derbyxl.consolidate import consolidate as run
+    from derbyxl.history import HistoryBusy
 
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
     _history_folder_exists(history)
-    cache_path = _cache_path(history)
-    early = _prescan(expand_paths([returns]), register, None if no_cache else cache_path)
+    reg = _load_register(register)
+    p = _period(period)
     try:
-        from derbyxl.consolidate import ConsolidationBusy, MasterNotWritten, Refused
-        from derbyxl.consolidate import consolidate as run
-        from derbyxl.history import HistoryBusy
-
-        reg = _load_register(register)
-        p = _period(period)
-        try:
-            result = run(returns, reg, p, out_dir, history_path=history, cache_path=cache_path, strict=strict, replace=replace, use_cache=not no_cache, prescan=early)
-        except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
-            err.print(f"[red]Not consolidated:[/red] {exc}", highlight=False)
-            raise typer.Exit(1)
-    finally:
-        if early is not None:
-            early.cancel()
+        result = run(returns, reg, p, out_dir, history_path=history, cache_path=_cache_path(history), strict=strict, replace=replace, use_cache=not no_cache)
+    except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
+        err.print(f"[red]Not consolidated:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
     _print_consolidation(result)
     if strict and not result.complete:
         err.print("[red]--strict: the quarter is incomplete; no master written.[/red]")
@@ -603,9 +563,6 @@ _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, err
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app, mapping expected failures to exit codes."""
-    # A quarter of many returns allocates millions of small objects that live to the end of
-    # the command; collecting less often saves about 15% of the run (see bench/README.md).
-    gc.set_threshold(100_000, 50, 1_000)
     try:
         # With standalone_mode=False click returns the code of a typer.Exit instead of raising.
         code = app(args=argv, standalone_mode=False)
@@ -645,17 +602,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def entry() -> None:
-    """The console command: runs :func:`main` and ends the process without tearing down its
-    heap. A quarter of 1,000 returns leaves about 200,000 records and the register in memory,
-    and freeing them one by one at exit takes about 0.2 s of nothing useful; every file
-    derbyxl writes is closed (and the master renamed into place) before main returns."""
-    code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):  # output piped to a program that stopped reading
-        code = code or 1
-    os._exit(code)
+    """The console command."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

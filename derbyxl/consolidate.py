@@ -24,18 +24,10 @@ from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
 from derbyxl.periods import Period, period_key, period_label, uk_time
-from derbyxl.prescan import Prescan
 from derbyxl.register import Register
+from derbyxl.runner import few_collections
 from derbyxl.validate import validate_paths
-from derbyxl.workers import parent_only
 from derbyxl.xlsx_util import OutputNotWritable, ensure_folder
-
-
-try:
-    import fcntl
-except ImportError:  # Windows: a lock on the lock file's first byte instead
-    fcntl = None
-    import msvcrt
 
 
 class ConsolidationBusy(Exception):
@@ -100,31 +92,22 @@ class Result:
 
 @contextmanager
 def _lock(out_dir: Path):
-    ensure_folder(out_dir)
-    path = out_dir / ".derbyxl.lock"
+    """One consolidation at a time in ``out_dir``: a lock on ``out_dir/.derbyxl.lock``
+    (filelock's, which the system releases if this process dies)."""
+    from filelock import FileLock, Timeout
+
+    ensure_folder(out_dir)  # a folder that cannot be written is said as such, not as "busy"
+    lock = FileLock(out_dir / ".derbyxl.lock", timeout=0)
     try:
-        fh = open(path, "a+")
+        lock.acquire()
+    except Timeout as exc:
+        raise ConsolidationBusy(f"another consolidation is writing to {out_dir}; wait for it to finish and run again") from exc
     except OSError as exc:
-        raise OutputNotWritable(path, exc.strerror or str(exc)) from exc
-    locked = False
+        raise OutputNotWritable(out_dir / ".derbyxl.lock", exc.strerror or str(exc)) from exc
     try:
-        try:
-            if fcntl is not None:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else:  # pragma: no cover - Windows
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            locked = True
-        except OSError as exc:  # BlockingIOError from flock; on Windows, a PermissionError
-            raise ConsolidationBusy(f"another consolidation is writing to {out_dir}; wait for it to finish and run again") from exc
-        parent_only(fh.fileno())
         yield
     finally:
-        parent_only(fh.fileno(), keep=False)
-        if locked and fcntl is None:  # pragma: no cover - Windows
-            fh.seek(0)
-            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-        fh.close()
+        lock.release()
 
 
 def _received(path: str) -> str:
@@ -265,6 +248,7 @@ def build_rows(
     return rows
 
 
+@few_collections()
 def consolidate(
     returns: str | Path,
     register: Register,
@@ -278,7 +262,7 @@ def consolidate(
     limits: Limits = DEFAULT_LIMITS,
     generated_at: dt.datetime | None = None,
     use_cache: bool = True,
-    prescan: Prescan | None = None,
+    workers: int | None = None,
 ) -> Result:
     """Validate and merge the returns in ``returns`` into a master workbook in ``out_dir``.
 
@@ -302,7 +286,7 @@ def consolidate(
         generated_at: the time stamped into the master (now by default).
         use_cache: reuse per-file results kept in the history database by earlier runs
             (``derbyxl validate`` keeps them); False reads and checks every file again.
-        prescan: the pre-scan of the returns started earlier (:mod:`derbyxl.prescan`).
+        workers: worker processes reading the returns (:mod:`derbyxl.runner`).
 
     Returns:
         A :class:`Result`; ``master`` is ``None`` when strict mode refused to write.
@@ -327,7 +311,7 @@ def consolidate(
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(cache_path or history_path) as cache:
         latest = history.latest_values(before=period)  # each measure's baseline, for the checks and the rows
-        report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, prescan=prescan)
+        report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, workers=workers)
         if report.other_register:
             raise RegisterMismatch(f"{report.other_register}. Nothing was written; the master and history are as they were.")
         subs, chosen = choose_submissions(report, register, period)

@@ -17,7 +17,6 @@ a crash midway leaves the previous state, and an earlier run can be made current
 from __future__ import annotations
 
 import csv
-import multiprocessing
 import os
 import operator
 import sqlite3
@@ -29,7 +28,6 @@ from typing import Iterable
 from derbyxl import rag
 from derbyxl.periods import Period
 from derbyxl.xlsx_util import OutputNotWritable, looks_like_formula
-from derbyxl.workers import can_fork, in_child
 
 #: The layout's version, kept in SQLite's user_version; older databases are brought up to it.
 SCHEMA_VERSION = 2
@@ -90,13 +88,6 @@ CREATE INDEX IF NOT EXISTS run_period ON run (period, id);
 #: The first layout (one set of rows per period, replaced by each consolidation): its tables'
 #: columns, for bringing such a database up to date.
 _V1_VALUE_COLUMNS = ("period", "ref", "kind", "portfolio", "theme", "actual", "status", "status_word", "score", "commentary", "note", "source_file", "sha256")
-
-
-def _receive(conn) -> tuple[str, object]:
-    try:
-        return conn.recv()
-    except EOFError:
-        return "error", ("RuntimeError", "the process recording the history stopped")
 
 
 @dataclass(frozen=True)
@@ -361,75 +352,25 @@ class History:
 
     @contextmanager
     def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
-        """Record a run while the block runs (the master being written), committing only
-        when the block succeeds: the same result as :meth:`record` after the block, in about
-        half the wall time of the two, because a forked process does the recording on the
-        other core. If the block fails, or this process dies, nothing is recorded.
+        """Record a run around the block (the master being written and put in place): the
+        rows are written in a transaction before the block runs, which is committed only
+        when the block succeeds; if it fails, or this process dies, nothing is recorded.
 
         The block gets a dict to fill in with what it learns: ``master_sha256`` (the new
         master's) and ``archived`` (where the master it replaced was put).
 
         Raises:
-            HistoryBusy: when another consolidation is writing (at the end of the block).
+            HistoryBusy: when another consolidation is writing (before the block runs).
         """
         finish: dict = {}
-        if not can_fork():
-            yield finish
-            run_id, previous_id = self._write(period, run_at, register_fingerprint, master, values, submissions)
-            try:
-                self._finish(run_id, previous_id, finish)
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            return
-        ctx = multiprocessing.get_context("fork")
-        ours, theirs = ctx.Pipe()
-
-        def child():
-            in_child()
-            ours.close()
-            try:
-                # A connection of its own: one opened before a fork is never used after it.
-                with History(self.path, timeout=self.timeout) as h:
-                    run_id, previous_id = h._write(period, run_at, register_fingerprint, master, values, submissions)
-                    theirs.send(("ready", None))
-                    try:
-                        verdict, learned = theirs.recv()
-                    except EOFError:  # the parent died: record nothing
-                        verdict, learned = "rollback", {}
-                    if verdict == "commit":
-                        h._finish(run_id, previous_id, learned)
-                    h.db.execute("COMMIT" if verdict == "commit" else "ROLLBACK")
-                    theirs.send(("done", None))
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                try:
-                    theirs.send(("error", (type(exc).__name__, str(exc))))
-                except (OSError, ValueError):
-                    pass
-
-        proc = ctx.Process(target=child, name="derbyxl-history")
-        proc.start()
-        theirs.close()
+        run_id, previous_id = self._write(period, run_at, register_fingerprint, master, values, submissions)
         try:
-            try:
-                yield finish
-            except BaseException:
-                try:
-                    ours.send(("rollback", {}))
-                except (OSError, ValueError):
-                    pass
-                raise
-            status, info = _receive(ours)
-            if status == "ready":
-                ours.send(("commit", finish))
-                status, info = _receive(ours)
-            if status == "error":
-                name, message = info
-                raise HistoryBusy(message) if name == "HistoryBusy" else RuntimeError(f"recording the history failed: {name}: {message}")
-        finally:
-            ours.close()
-            proc.join()
+            yield finish
+            self._finish(run_id, previous_id, finish)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def export_rows(self) -> tuple[tuple[str, ...], list[tuple]]:
         """Every item value of each period's current run: the column names and the rows."""

@@ -47,9 +47,9 @@ import math
 import operator
 import re
 from collections import Counter
-from dataclasses import asdict, astuple, dataclass, field, fields
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from derbyxl.rag import KEY, Tolerances
 from derbyxl.values import UNITS, normalise_unit, parse_value
@@ -88,9 +88,13 @@ def header_key(text) -> str:
     return "".join(str(text or "").replace("_", " ").split()).lower()
 
 
-@dataclass(frozen=True)
-class Item:
-    """One monitored item of the register."""
+class Item(NamedTuple):
+    """One monitored item of the register.
+
+    A named tuple rather than a dataclass: a register of 200,000 items is built, held, and
+    handed to worker processes (:mod:`derbyxl.runner`), and a tuple is built about 8x faster,
+    takes about a third of the memory and is unpickled about 10x faster
+    (``bench/README.md``, seventh session)."""
 
     ref: str
     kind: str
@@ -110,7 +114,8 @@ class Item:
     quarter_targets: tuple[float | None, float | None, float | None, float | None] | None = None
     #: The period key of ``previous_actual`` when the register says (``2024-25-Q4``).
     previous_period: str | None = None
-    row: int | None = field(default=None, compare=False)
+    #: The register's row (1-based) the item was read from.
+    row: int | None = None
 
     def target_for(self, quarter: int) -> float | None:
         """The target for a quarter (1-4): its own when the register profiles it, else Target."""
@@ -169,6 +174,11 @@ class Register:
         for item in self.items:
             self._by_portfolio.setdefault(item.portfolio, []).append(item)
         self._fingerprints: dict[str, str] = {}
+
+    def __reduce__(self):
+        # Pickled as its items and fingerprints alone (for worker processes): the indices are
+        # rebuilt on arrival, quicker than unpickling them.
+        return _rebuild_register, (self.items, self.source, self._fingerprints)
 
     @property
     def is_sample(self) -> bool:
@@ -230,7 +240,13 @@ class Register:
         return out
 
 
-_FINGERPRINT_FIELDS = tuple(f.name for f in fields(Item) if f.name != "row")
+def _rebuild_register(items: list[Item], source: str, fingerprints: dict[str, str]) -> Register:
+    register = Register(items, source=source)
+    register._fingerprints.update(fingerprints)
+    return register
+
+
+_FINGERPRINT_FIELDS = tuple(name for name in Item._fields if name != "row")
 _TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
 _KEY_TUPLE = astuple(KEY)
 
@@ -434,7 +450,6 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     texts: dict[object, str] = {}
     items: list[Item] = []
     seen: dict[str, int] = {}
-    new_item = object.__new__
     for n, row in enumerate(rows, start=header_row + 1):
         first = row[ref_i] if len(row) > ref_i else None
         if first is None or first.__class__ is not str or not first.strip():  # no Ref: a blank row?
@@ -472,27 +487,24 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
         kind, unit, polarity, target, previous, tolerances, minimum, maximum, quarter_targets, previous_period = fields
         if kind is None or not ref:
             continue
-        # Built without the frozen dataclass's __init__, which sets each field through
-        # object.__setattr__ (8x slower: it counts for a register of 200,000 items).
-        item = new_item(Item)
-        item.__dict__.update(
-            ref=ref,
-            kind=kind,
-            description=description,
-            portfolio=portfolio,
-            theme=theme,
-            unit=unit,
-            polarity=polarity,
-            target=target,
-            previous_actual=previous,
-            lead_officer=(cell_text(lead) or None) if lead_i is not None and (lead := row[lead_i]) else None,
-            email=(cell_text(email) or None) if email_i is not None and (email := row[email_i]) else None,
-            tolerances=tolerances,
-            minimum=minimum,
-            maximum=maximum,
-            quarter_targets=quarter_targets,
-            previous_period=previous_period,
-            row=n,
+        item = Item(
+            ref,
+            kind,
+            description,
+            portfolio,
+            theme,
+            unit,
+            polarity,
+            target,
+            previous,
+            (cell_text(lead) or None) if lead_i is not None and (lead := row[lead_i]) else None,
+            (cell_text(email) or None) if email_i is not None and (email := row[email_i]) else None,
+            tolerances,
+            minimum,
+            maximum,
+            quarter_targets,
+            previous_period,
+            n,
         )
         items.append(item)
     if problems:

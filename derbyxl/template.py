@@ -39,7 +39,7 @@ from derbyxl.spec import (
     template_filename,
 )
 from derbyxl.values import NUMBER_FORMATS
-from derbyxl.workers import fork_map
+from derbyxl.runner import Failed, Runner
 from derbyxl.xlsx_util import atomic_path, ensure_folder, row_height, write_number, write_text
 
 INPUT_FILL = "#FFF9DB"
@@ -506,7 +506,7 @@ def write_templates(
     due: dt.date | None = None,
 ) -> list[TemplateInfo]:
     """Write a template for each portfolio (all in the register by default), in worker
-    processes when there are many (see :mod:`derbyxl.workers`).
+    processes (:mod:`derbyxl.runner`).
 
     Raises:
         ValueError: when a named portfolio is not in the register.
@@ -522,12 +522,28 @@ def write_templates(
     register.fingerprint  # worked out once here, not once per worker
     ensure_folder(out_dir)  # a folder that cannot be written is said here, not in each worker
 
-    def one(i: int) -> TemplateInfo:
-        return write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at, due=due)
-
-    written, lost = fork_map(one, len(names), workers, on_done=(lambda _i, info: progress(info)) if progress else None)
-    for i in lost:  # a worker died (out of memory?): write those here, where an error shows
-        written[i] = one(i)
-        if progress:
-            progress(written[i])
+    written: dict[int, TemplateInfo] = {}
+    with Runner(setup=_use_register, setup_args=(register, previous), workers=workers) as runner:
+        for i, info in runner.each(_write_one, [(name, period, out_dir, password, generated_at, due) for name in names]):
+            if isinstance(info, Failed):  # a worker died (out of memory?): write it here, where an error shows
+                info = write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at, due=due)
+            written[i] = info
+            if progress:
+                progress(info)
     return [written[i] for i in range(len(names))]
+
+
+# -- in the worker processes (:mod:`derbyxl.runner`) --
+
+#: The register and previous values a worker writes templates from (set by :func:`_use_register`).
+_SETUP: tuple[Register, Mapping | None] | None = None
+
+
+def _use_register(register: Register, previous: Mapping | None) -> None:
+    global _SETUP
+    _SETUP = register, previous
+
+
+def _write_one(portfolio: str, period: Period, out_dir, password, generated_at, due) -> TemplateInfo:
+    register, previous = _SETUP
+    return write_template(register, portfolio, period, out_dir, previous=previous, password=password, generated_at=generated_at, due=due)

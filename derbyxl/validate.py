@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import marshal
-import multiprocessing
 import os
 import time
 import zlib
@@ -25,18 +24,17 @@ from derbyxl.cache import FileCache, context_for, file_key
 from derbyxl.checks import Cells
 from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
-from derbyxl.isolate import ChildFailed, check_in_children
+from derbyxl.files import display_names, expand_paths, sha256_of
 from derbyxl.periods import Period, PeriodError
-from derbyxl.prescan import Prescan, display_names, expand_paths, sha256_of
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
-from derbyxl import workers as pool
-from derbyxl.workers import can_fork, default_workers, fork_map, in_child
+from derbyxl.runner import Failed, Runner, few_collections
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
 
 
+@few_collections()
 def validate_paths(
     paths: Iterable[str | Path],
     register: Register,
@@ -49,7 +47,6 @@ def validate_paths(
     progress: Callable[[Path], None] | None = None,
     cache: FileCache | None = None,
     workers: int | None = None,
-    prescan: Prescan | None = None,
 ) -> Report:
     """Validate every returned workbook in ``paths`` (files or folders).
 
@@ -69,10 +66,9 @@ def validate_paths(
         cache: per-file results kept by SHA-256 (:class:`derbyxl.cache.FileCache`): files
             found there (checked against the same register, with the same limits) are not
             read again, and files read are added to it.
-        workers: processes reading files at once (default :func:`default_workers`); 1 reads
-            them in this process.
-        prescan: the pre-scan of these files started earlier (:class:`derbyxl.prescan.Prescan`),
-            whose finished results are used instead of scanning again.
+        workers: processes reading files at once (default
+            :func:`derbyxl.runner.default_workers`). Files are always read in worker
+            processes (:mod:`derbyxl.runner`), never in this one.
 
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
@@ -94,12 +90,7 @@ def validate_paths(
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
-    if prescan is not None:
-        prescan.collect()  # stops the scanning process: the workers scan what it had not reached
-        if prescan.limits != limits:
-            prescan = None
-    # pandas and pandera, for the checks across files, are imported while the workers read.
-    fresh = _stage_all(todo, register, limits, workers or default_workers(), progress, prescan, meanwhile=_import_schemas) if todo else {}
+    fresh = _stage_all(todo, register, limits, workers, progress) if todo else {}
     from derbyxl.schemas import check_values
 
     if cache is not None:
@@ -170,14 +161,12 @@ def _latest_period(reports: list[FileReport]) -> Period | None:
 # -- the per-file stage: everything that depends only on the file's bytes and the register --
 
 
-def check_file(
-    path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS, prescan: Prescan | None = None
-) -> tuple[FileReport, list[dict]]:
+def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS) -> tuple[FileReport, list[dict]]:
     """Pre-scan, read and check one file on its own: identity, structure, sign-off, values.
 
     The checks across files (the expected period, the pandera schemas over all returns,
-    cross-field rules) are left to :func:`validate_paths`. The pre-scan is taken from
-    ``prescan`` when it has one for the file as it is now.
+    cross-field rules) are left to :func:`validate_paths`. This runs the readers on the
+    file in the calling process: :func:`validate_paths` calls it in worker processes.
 
     Returns:
         the file's report (findings so far) and its records of normalised values (which get
@@ -186,7 +175,7 @@ def check_file(
     report = FileReport(workbook=name, path=str(path))
     started = time.monotonic()
     try:
-        return report, _check(report, path, register, limits, started, prescan)
+        return report, _check(report, path, register, limits, started)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         if os.environ.get(DEBUG_ENV) == "1":
             raise
@@ -194,9 +183,9 @@ def check_file(
         return report, []
 
 
-def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float, prescan: Prescan | None) -> list[dict]:
+def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float) -> list[dict]:
     name = report.workbook
-    res = (prescan and prescan.result_for(path, name)) or scan(path, limits, workbook=name)
+    res = scan(path, limits, workbook=name)
     report.findings.extend(res.findings)
     if not res.ok:
         return []
@@ -288,103 +277,49 @@ def _cacheable(blob: bytes) -> bool:
     return blob[:1] == b"1"
 
 
-def _stage(path: Path, name: str, register: Register, limits: Limits, prescan: Prescan | None = None) -> bytes:
+# -- in the worker processes (:mod:`derbyxl.runner`) --
+
+#: The register a worker checks its files against (set once per worker by :func:`_use_register`).
+_REGISTER: Register | None = None
+
+
+def _use_register(register: Register, debug: str | None) -> None:
+    global _REGISTER
+    _REGISTER = register
+    if debug is not None:  # the caller's --debug, which the fork server may have started without
+        os.environ[DEBUG_ENV] = debug
+
+
+def _check_one(path: Path, name: str, limits: Limits) -> bytes:
     """One file's stage result, encoded: what the cache keeps is also what a worker hands
     back (decoding it is several times quicker than unpickling the objects)."""
-    return encode_stage(*check_file(path, name, register, limits, prescan))
+    return encode_stage(*check_file(path, name, _REGISTER, limits))
 
 
 def _import_schemas() -> None:
     importlib.import_module("derbyxl.schemas").prepare()  # pandas and pandera, for later
 
 
-def _stage_all(
-    tasks, register: Register, limits: Limits, workers: int, progress, prescan: Prescan | None = None, meanwhile=None
-) -> dict[int, tuple[bytes, tuple]]:
-    """Run the per-file stage over ``tasks`` ((index, path, name)) in forked worker processes
-    (even one file, such as an upload to a web portal), or where this process must not fork,
-    in fresh interpreters (:mod:`derbyxl.isolate`), and decode each result as it arrives. A
-    worker that dies (a reader crashing on a file the pre-scan let through) costs only a
-    retry of its unfinished files, one process each, so the file that kills a reader is named
-    and the others are read. With one worker, everything runs in this process.
+def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress) -> dict[int, tuple[bytes, tuple]]:
+    """Run the per-file stage over ``tasks`` ((index, path, name)) in worker processes (even
+    one file, such as an upload to a web portal), decoding each result as it arrives. A file
+    that kills its worker gets ``reader-crashed``, one that takes over twice the time limit
+    ``time-limit``; the others are read as usual.
 
     Returns:
         by task index: the encoded result (for the cache) and the decoded report and records.
     """
     decoded: dict[int, tuple[bytes, tuple]] = {}
-
-    def one(k: int) -> bytes:
-        _, path, name = tasks[k]
-        return _stage(path, name, register, limits, prescan)
-
-    def done(k: int, blob: bytes) -> None:
-        _, path, name = tasks[k]
-        decoded[k] = blob, decode_stage(blob, name, str(path))
-        if progress:
-            progress(path)
-
-    if workers > 1 and not can_fork():
-        # No forking here (a program running threads, or Windows): fresh interpreters read the
-        # files, so that a reader aborting on one costs a finding, not this program.
-        try:
-            check_in_children([(k, path, name) for k, (_, path, name) in enumerate(tasks)], register, limits, workers, done, _failed, meanwhile)
-        except ChildFailed:
-            pass  # none could be started: what they did not do is done here
-        for k in range(len(tasks)):
-            if k not in decoded:
-                done(k, one(k))
-        return {tasks[k][0]: result for k, result in decoded.items()}
-    stall = limits.max_seconds * 2  # no file takes longer, so nothing finished in this time is stuck
-    _, lost = fork_map(one, len(tasks), workers, on_done=done, stall_seconds=stall, meanwhile=meanwhile)
-    while lost:
-        # The files being read when the pool broke are the first ones lost (work is handed
-        # out in order): each of those gets a process of its own, the rest a new pool.
-        suspects, rest = lost[: max(1, workers) * pool.CHUNK], lost[max(1, workers) * pool.CHUNK :]
-        for k in suspects:
-            _, path, name = tasks[k]
-            done(k, _isolated(path, name, register, limits))
-        _, still = fork_map(lambda j: one(rest[j]), len(rest), workers, on_done=lambda j, blob: done(rest[j], blob), stall_seconds=stall)
-        lost = [rest[j] for j in still]
-    return {tasks[k][0]: result for k, result in decoded.items()}
-
-
-def _isolated(path: Path, name: str, register: Register, limits: Limits) -> bytes:
-    """Check one file in a forked process of its own; a crash becomes a finding naming the file."""
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child():
-        in_child()
-        receive.close()
-        send.send_bytes(encode_stage(*check_file(path, name, register, limits)))
-        send.close()
-
-    proc = ctx.Process(target=child)
-    proc.start()
-    send.close()
-    blob = None
-    timed_out = False
-    try:
-        if receive.poll(limits.max_seconds * 2):
-            blob = receive.recv_bytes()
-        else:
-            timed_out = proc.is_alive()
-    except (EOFError, OSError):
-        blob = None
-    finally:
-        receive.close()
-        if timed_out:
-            proc.kill()
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    if blob is not None:
-        return blob
-    if timed_out:
-        return _failed(name, path, "time-limit", f"reading it took over {limits.max_seconds * 2:g} s and was stopped")
-    how = f"signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else f"exit code {proc.exitcode}"
-    return _failed(name, path, "reader-crashed", f"the process reading it stopped ({how})")
+    with Runner(setup=_use_register, setup_args=(register, os.environ.get(DEBUG_ENV)), workers=workers) as runner:
+        done = runner.each(_check_one, [(path, name, limits) for _, path, name in tasks], time_limit=limits.max_seconds * 2)
+        _import_schemas()  # pandas and pandera, for the checks across files, while the workers read
+        for k, result in done:
+            index, path, name = tasks[k]
+            blob = _failed(name, path, *result) if isinstance(result, Failed) else result
+            decoded[index] = blob, decode_stage(blob, name, str(path))
+            if progress:
+                progress(path)
+    return decoded
 
 
 def _failed(name: str, path: Path, code: str, message: str) -> bytes:

@@ -52,6 +52,23 @@ def good_dir(tmp_path_factory, template_dir, answers):
 
 
 @pytest.fixture
+def files_read(monkeypatch) -> list[str]:
+    """The names of the files handed to the worker processes to be read, from now on (files
+    whose results come from the cache are not)."""
+    import derbyxl.validate as validate_module
+
+    seen: list[str] = []
+    real = validate_module._stage_all
+
+    def counting(tasks, *args, **kwargs):
+        seen.extend(name for _, _, name in tasks)
+        return real(tasks, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "_stage_all", counting)
+    return seen
+
+
+@pytest.fixture
 def returns_copy(tmp_path, good_dir):
     """A fresh copy of the nine good returns that a test may add bad ones beside."""
     d = tmp_path / "returns"

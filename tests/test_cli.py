@@ -147,33 +147,6 @@ def test_main_returns_exit_codes():
     assert main(["--version"]) == 0
 
 
-def test_templates_command_writes_in_worker_processes(tmp_path, monkeypatch):
-    """The progress bar must not run a thread of its own: a process with a second thread
-    does not fork, and the templates would then be written one at a time."""
-    import csv
-
-    from derbyxl import workers
-    from derbyxl.register import sample_register_path
-
-    if "fork" not in __import__("multiprocessing").get_all_start_methods() or workers.default_workers() < 2:
-        pytest.skip("needs fork and two cores")
-    rows = list(csv.DictReader(open(sample_register_path(), encoding="utf-8")))
-    register = tmp_path / "register.csv"
-    with open(register, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        for i in range(2 * workers.CHUNK + 2):
-            for row in rows[:3]:
-                w.writerow({**row, "Ref": f"{row['Ref']}/{i}", "Portfolio": f"Portfolio {i:02d}"})
-    seen = []
-    real = workers.can_fork
-    monkeypatch.setattr(workers, "can_fork", lambda: seen.append(real()) or seen[-1])
-    out = tmp_path / "templates"
-    assert main(["templates", "--register", str(register), "--period", "2024-25-Q4", "--out", str(out)]) == 0
-    assert seen == [True]
-    assert len(list(out.glob("*.xlsx"))) == 2 * workers.CHUNK + 2
-
-
 @pytest.mark.parametrize("columns", [80, 160])
 def test_findings_read_at_80_columns_and_file_names_are_whole(tmp_path, good_dir, columns):
     import os

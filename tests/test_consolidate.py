@@ -253,18 +253,13 @@ def test_killed_consolidation_leaves_previous_master_and_history(tmp_path, regis
     assert again.master == first.master
 
 
-def test_the_master_is_reproducible_to_the_byte(tmp_path, register, good_dir, monkeypatch):
+def test_the_master_is_reproducible_to_the_byte(tmp_path, register, good_dir, files_read):
     # The same returns and register at the same stamped time give the same master, byte for
     # byte: whether the files are read afresh or their results come from the cache, and in
     # whichever folder, so a master can be checked by making it again.
     import datetime as dt
 
-    import derbyxl.validate as validate_module
-
-    monkeypatch.setenv("DERBYXL_WORKERS", "1")  # files read here, so that reads can be counted
-    read = []
-    real = validate_module.check_file
-    monkeypatch.setattr(validate_module, "check_file", lambda path, *a, **k: read.append(path) or real(path, *a, **k))
+    read = files_read
     at = dt.datetime(2025, 5, 1, 9, 30, tzinfo=dt.timezone.utc)
     first = consolidate(good_dir, register, Q4, tmp_path / "a", generated_at=at)
     assert len(read) == 9
@@ -287,46 +282,29 @@ def test_second_concurrent_consolidation_is_refused(tmp_path, register, good_dir
             consolidate(good_dir, register, Q4, out)
 
 
-# Windows has no fcntl. This machine has no Windows, so the lock's other branch is run against
-# a stand-in for msvcrt that keeps Microsoft's contract for _locking: the bytes from the file's
-# position, one holder at a time, EACCES at once with LK_NBLCK, unlocking only by the holder.
-WINDOWS_LOCK = """
-import errno, os, sys, types
-held = {}
-def locking(fd, mode, nbytes):
-    key, at = os.fstat(fd).st_ino, os.lseek(fd, 0, os.SEEK_CUR)
-    assert (at, nbytes) == (0, 1), (at, nbytes)
-    if mode == msvcrt.LK_NBLCK:
-        if key in held:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        held[key] = fd
-    elif mode == msvcrt.LK_UNLCK and held.get(key) == fd:
-        del held[key]
-    else:
-        raise PermissionError(errno.EACCES, "Permission denied")
-msvcrt = types.SimpleNamespace(LK_NBLCK=2, LK_UNLCK=0, locking=locking)
-import derbyxl.validate, derbyxl.history  # first: the standard library takes msvcrt for Windows
-assert "derbyxl.consolidate" not in sys.modules
-sys.modules["fcntl"], sys.modules["msvcrt"] = None, msvcrt
-from derbyxl.consolidate import ConsolidationBusy, _lock
+HOLD_THE_LOCK = """
+import sys, time
 from pathlib import Path
-out = Path(sys.argv[1])
-with _lock(out):
-    try:
-        with _lock(out):
-            print("second lock taken")
-    except ConsolidationBusy as exc:
-        print("busy:", exc)
-with _lock(out):
-    print("free again", held != {})
-print("released", held == {})
+from derbyxl.consolidate import _lock
+with _lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
 """
 
 
-def test_the_lock_without_fcntl_as_on_windows(tmp_path):
-    r = subprocess.run([sys.executable, "-c", WINDOWS_LOCK, str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [f"busy: another consolidation is writing to {tmp_path / 'out'}; wait for it to finish and run again", "free again True", "released True"]
+def test_the_lock_of_a_killed_consolidation_is_free(tmp_path, register, good_dir):
+    from derbyxl.consolidate import ConsolidationBusy
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConsolidationBusy, match="another consolidation is writing to"):
+            consolidate(good_dir, register, Q4, out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert consolidate(good_dir, register, Q4, out).master.exists()
 
 
 def test_disk_full_while_writing_leaves_previous_state(tmp_path, register, good_dir, monkeypatch):

@@ -1,0 +1,206 @@
+"""The one way derbyxl runs work in other processes: a pool of workers for untrusted files.
+
+Reading a returned workbook runs third-party parsers on bytes an officer (or anyone, through
+a web portal) sent. python-calamine aborts the whole process on some files (SIGABRT, which
+Python cannot catch) and a reader can loop for ever on others, so every file is read in a
+worker process: a worker that dies costs its own file a ``reader-crashed`` finding, one that
+overruns its time is stopped and its file gets ``time-limit``, and the pool goes on with a
+new worker. The same pool writes templates, where it is only a second core.
+
+    with Runner(setup=use_register, setup_args=(register,)) as runner:
+        done = runner.each(check_one, [(path, name) for ...], time_limit=20)
+        ...                                      # the caller works while the workers do
+        for index, result in done:               # results as they finish, in this thread
+            if isinstance(result, Failed): ...
+
+The pool is pebble's ``ProcessPool`` (per-task time limits, and a dead worker costs only
+its task, which the standard library's pool does not give). Workers are started by the
+``forkserver`` method (``spawn`` where there is none, as on Windows): they begin from a
+clean process, not a copy of the caller, so they inherit no threads, locks or open files
+(such as the consolidation lock), and the pool behaves the same when called from a web
+server's threads. What every task needs (the register) goes to each worker once, pickled
+once here; the ``setup`` function keeps it in the worker for the tasks.
+
+As with every process pool that starts its workers afresh, a script that uses derbyxl must
+start its work under ``if __name__ == "__main__":``, since each worker imports the script
+first (the ``derbyxl`` command, pytest and web servers such as uvicorn already do).
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import pickle
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
+
+#: Set DERBYXL_WORKERS to the number of worker processes (default: one per core, at most 4).
+WORKERS_ENV = "DERBYXL_WORKERS"
+#: Modules the fork server imports once, so that each worker starts with them loaded.
+PRELOAD = ["derbyxl.validate", "derbyxl.template"]
+
+
+#: Times a task is handed to a new worker after one ended on it with an exit code.
+RETRIES = 2
+
+
+class WorkersUnavailable(RuntimeError):
+    """No worker process could start (the setup failed in them, or no process could be made)."""
+
+
+class Failed(NamedTuple):
+    """A task that did not finish: ``code`` is ``time-limit`` or ``reader-crashed``."""
+
+    code: str
+    message: str
+
+
+def default_workers() -> int:
+    """``DERBYXL_WORKERS`` if set, else one per core, at most 4."""
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env.isdigit():
+        return max(1, int(env))
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _context():
+    """forkserver where the platform has it (Linux, macOS), else spawn (Windows)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)  # only heeded before the server first starts
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def few_collections():
+    """Collect garbage rarely while the block runs. A quarter allocates millions of small
+    objects that live to its end; collecting at Python's default pace costs about 15% of
+    the run and frees nothing (bench/README.md). The thresholds are restored after."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _start_worker(setup: Callable | None, blob: bytes, umask: int) -> None:
+    """First thing in each worker: the caller's umask (files written get the user's), then
+    what every task needs, kept out of the collector's way (it lives as long as the worker)."""
+    os.umask(umask)
+    gc.set_threshold(100_000, 50, 1_000)
+    if setup is None:
+        return
+    gc.disable()  # unpickling 200,000 items: collections would only look at them again
+    try:
+        setup(*pickle.loads(blob))
+    finally:
+        gc.enable()
+    gc.freeze()
+
+
+class Runner:
+    """A pool of worker processes; see the module's docstring. Use it in a ``with`` block,
+    which stops the workers at its end."""
+
+    def __init__(self, *, setup: Callable | None = None, setup_args: tuple = (), workers: int | None = None):
+        """``setup(*setup_args)`` runs once in each worker before its first task (both must
+        be importable by name: module-level functions); ``workers`` defaults to
+        :func:`default_workers`."""
+        self.workers = workers or default_workers()
+        self._setup = setup
+        self._setup_args = setup_args
+        self._pool = None
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            if exc[0] is None:
+                self._pool.close()
+            else:
+                self._pool.stop()
+            self._pool.join()
+            self._pool = None
+
+    def _started(self, tasks: int):
+        if self._pool is None:
+            from pebble import ProcessPool  # imported when first needed: it starts threads
+
+            gc.disable()
+            try:
+                blob = pickle.dumps(self._setup_args, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                gc.enable()
+            umask = os.umask(0o022)  # reading it means setting it: put back at once
+            os.umask(umask)
+            self._pool = ProcessPool(
+                max_workers=max(1, min(self.workers, tasks)), initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context()
+            )
+        return self._pool
+
+    def each(self, task: Callable, inputs: Sequence[tuple], *, time_limit: float | None = None) -> Iterator[tuple[int, Any]]:
+        """Start ``task(*inputs[i])`` for every ``i`` in the workers now, and return an
+        iterator over ``(i, result)`` in the order they finish. ``result`` is the task's
+        return value, or :class:`Failed` when the task ran over ``time_limit`` seconds (its
+        worker is stopped) or its worker died. A worker that ended with an exit code rather
+        than a signal (Python failing there, most likely not the input's doing) has its task
+        handed to a new worker, :data:`RETRIES` times at most. An exception raised by the
+        task is raised by the iterator.
+
+        Raises:
+            WorkersUnavailable: (from the iterator) when no worker could start.
+        """
+        if not inputs:
+            return iter(())
+        pool = self._started(len(inputs))
+        pending = {pool.schedule(task, args=args, timeout=time_limit): i for i, args in enumerate(inputs)}
+        return self._as_done(pool, pending, task, inputs, time_limit)
+
+    @staticmethod
+    def _as_done(pool, pending: dict, task: Callable, inputs: Sequence[tuple], time_limit: float | None) -> Iterator[tuple[int, Any]]:
+        from pebble import ProcessExpired
+
+        tries: Counter[int] = Counter()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = pending.pop(future)
+                try:
+                    result = future.result()
+                except FutureTimeout:
+                    result = Failed("time-limit", f"reading it took over {time_limit:g} s and was stopped")
+                except ProcessExpired as exc:
+                    if exc.exitcode is not None and 0 <= exc.exitcode <= 255 and tries[i] < RETRIES:
+                        tries[i] += 1
+                        pending[pool.schedule(task, args=inputs[i], timeout=time_limit)] = i
+                        continue
+                    result = Failed("reader-crashed", f"the process reading it stopped ({_how(exc.exitcode)})")
+                except BrokenProcessPool as exc:  # every worker ended before taking a task
+                    raise WorkersUnavailable(f"no worker process could start ({exc}); run with --debug to see why") from exc
+                yield i, result
+
+    def run(self, task: Callable, inputs: Sequence[tuple], *, time_limit: float | None = None) -> list:
+        """``each``, gathered: the results in the order of ``inputs``."""
+        results: list = [None] * len(inputs)
+        for i, result in self.each(task, inputs, time_limit=time_limit):
+            results[i] = result
+        return results
+
+
+def _how(code: int | None) -> str:
+    """How a worker ended: a signal (POSIX), or an exit code (Windows' are NTSTATUS values,
+    such as 0xC0000409 for an abort, shown in hex)."""
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        return f"signal {-code}"
+    return f"exit code {code:#x}" if code > 255 else f"exit code {code}"
+

@@ -1,0 +1,102 @@
+"""The runner: every piece of work on untrusted files runs in its worker processes, a worker
+that dies or overruns costs only its task, and it behaves the same from a thread."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from derbyxl.runner import RETRIES, Failed, Runner, WorkersUnavailable
+
+from . import runner_tasks as tasks
+
+
+def test_results_are_those_of_the_task_done_in_other_processes():
+    with Runner(setup=tasks.setup, setup_args=(100,), workers=2) as runner:
+        results = runner.run(tasks.square, [(i,) for i in range(12)])
+    assert [r[0] for r in results] == [i * i + 100 for i in range(12)]
+    pids = {r[1] for r in results}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert {r[2] for r in results} == {1}, "each worker is set up once, before its first task"
+
+
+def test_each_gives_results_as_they_finish_and_the_caller_works_meanwhile():
+    with Runner(workers=2) as runner:
+        done = runner.each(tasks.square, [(i,) for i in range(6)])
+        here = sum(range(1000))  # the caller's own work while the workers do theirs
+        got = dict(done)
+    assert here == 499500 and sorted(got) == list(range(6)) and all(got[i][0] == i * i for i in got)
+
+
+def test_a_task_that_kills_its_worker_costs_only_itself():
+    with Runner(workers=2) as runner:
+        results = runner.run(tasks.killed_on, [(i, 5) for i in range(12)])
+    assert results[5] == Failed("reader-crashed", "the process reading it stopped (signal 9)")
+    assert [r for i, r in enumerate(results) if i != 5] == [i for i in range(12) if i != 5]
+
+
+def test_a_task_over_its_time_is_stopped_and_the_others_finish():
+    started = time.monotonic()
+    with Runner(workers=2) as runner:
+        results = runner.run(tasks.stuck_on, [(i, 1) for i in range(6)], time_limit=1)
+    assert time.monotonic() - started < 20
+    assert results[1] == Failed("time-limit", "reading it took over 1 s and was stopped")
+    assert [r for i, r in enumerate(results) if i != 1] == [0, 2, 3, 4, 5]
+
+
+def test_an_exception_in_a_task_reaches_the_caller():
+    with pytest.raises(ValueError, match="task 0 failed"), Runner(workers=1) as runner:
+        runner.run(tasks.raises, [(0,)])
+
+
+@pytest.mark.parametrize("times, ok", [(1, True), (RETRIES + 1, False)])
+def test_a_worker_that_exits_has_its_task_tried_again_a_few_times(tmp_path, times, ok):
+    marker = tmp_path / "tries"
+    with Runner(workers=2) as runner:
+        results = runner.run(tasks.exits_on, [(i, 2, str(marker), times) for i in range(4)])
+    assert results[:2] + results[3:] == [0, 1, 3]
+    tried = len(marker.read_text().splitlines())
+    if ok:  # not the input's doing: the next worker does it
+        assert results[2] == 2 and tried == 1
+    else:
+        assert results[2] == Failed("reader-crashed", "the process reading it stopped (exit code 1)") and tried == 1 + RETRIES
+
+
+def test_workers_that_cannot_start_say_so():
+    with pytest.raises(WorkersUnavailable, match="no worker process could start"), Runner(setup=tasks.failing_setup, setup_args=(0,), workers=2) as runner:
+        runner.run(tasks.square, [(1,), (2,)])
+
+
+def test_from_a_thread_the_same_results(tmp_path):
+    seen = {}
+
+    def in_a_thread():  # as a web server calls the library
+        with Runner(setup=tasks.setup, setup_args=(7,), workers=2) as runner:
+            seen["results"] = runner.run(tasks.killed_on, [(i, 2) for i in range(5)])
+            seen["squares"] = runner.run(tasks.square, [(i,) for i in range(3)])
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert seen["results"] == [0, 1, Failed("reader-crashed", "the process reading it stopped (signal 9)"), 3, 4]
+    assert [r[0] for r in seen["squares"]] == [7, 8, 11]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_inherit_no_open_file_of_the_caller(tmp_path):
+    # The consolidation lock above all: a worker holding it would keep it after its parent died.
+    held = tmp_path / "held.lock"
+    with open(held, "w"), Runner(workers=1) as runner:
+        (opened,) = runner.run(tasks.open_files, [(0,)])
+    assert str(held) not in opened
+    assert not [p for p in opened if p.startswith(str(tmp_path))]
+
+
+def test_no_inputs_no_workers():
+    with Runner(workers=2) as runner:
+        assert runner.run(tasks.square, []) == [] and runner._pool is None
