@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(BIN)/derbyxl demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The tests against the oldest releases pyproject.toml allows (a venv of its own).
 test-oldest:

@@ -99,19 +99,63 @@ def answers_for(n: int, mistakes: float, seed: int = 7) -> dict[str, dict]:
 
 
 def run_cli(args: list[str], env: dict | None = None) -> dict:
-    proc = subprocess.run([sys.executable, str(HERE / "measure.py"), *args], capture_output=True, text=True, env=env)
-    line = [l for l in proc.stderr.splitlines() if l.startswith("BENCH ")]
+    """Run a command through measure.py; its figures, with ``tree_mb``: the most memory the
+    command and all its processes (workers, the fork server) held at once, as the sum of
+    their proportional set sizes (shared pages counted once), sampled every 0.1 s from here."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "measure.py"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    tree_kb = 0
+    stderr: list[str] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        tree_kb = max(tree_kb, _tree_pss_kb(proc.pid))
+        time.sleep(0.1)
+    reader.join()
+    err = "".join(stderr)
+    line = [l for l in err.splitlines() if l.startswith("BENCH ")]
     if not line:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(line[-1][6:])
+        raise RuntimeError(f"{' '.join(args)} failed:\n{err[-2000:]}")
+    return {**json.loads(line[-1][6:]), "tree_mb": tree_kb / 1024}
+
+
+def _tree_pss_kb(root: int) -> int:
+    """The summed Pss of ``root`` and its descendants now (Linux; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
 
 
 def write_datamap(register, path: Path) -> int:
     """A datamap (datamaps' list of cells to collect) naming every input cell derbyxl reads:
     each item's inputs on its sheet, and the sign-off on the Cover. Every return of the
     benchmark has the same layout, so one datamap serves them all. Returns its line count."""
-    from derbyxl.spec import COVER_SHEET, SIGN_OFF, kinds_present
     from xlsxwriter.utility import xl_col_to_name
+
+    from derbyxl.spec import COVER_SHEET, SIGN_OFF, kinds_present
 
     items = register.for_portfolio(register.portfolios[0])
     lines = [(s.caption, COVER_SHEET, s.cell, "DATE" if s.dtype == "date" else "TEXT") for s in SIGN_OFF]
@@ -244,15 +288,18 @@ def main(argv=None):
         "register_load": register_load,
     }
     (work / "bench.json").write_text(json.dumps(result, indent=2))
-    print(f"{'step':<26}{'wall s':>9}{'cpu s':>8}{'ms/return':>11}{'peak RSS MB':>13}{'x floor':>9}")
-    print(f"{'templates':<26}{t_templates:>9.2f}{templates['cpu']:>8.2f}{result['templates']['per_return_ms']:>11.1f}{templates['rss_mb']:>13.0f}{'':>9}")
+    # cpu s: the command's own and its direct children's (workers of the fork server are not
+    # its children: their time is not in it). peak RSS: the command's process; all processes:
+    # the most the command and every process it started held at once (summed Pss).
+    print(f"{'step':<26}{'wall s':>9}{'cpu s':>8}{'ms/return':>11}{'peak RSS MB':>13}{'all procs MB':>14}{'x floor':>9}")
+    print(f"{'templates':<26}{t_templates:>9.2f}{templates['cpu']:>8.2f}{result['templates']['per_return_ms']:>11.1f}{templates['rss_mb']:>13.0f}{templates['tree_mb']:>14.0f}{'':>9}")
     for label, key, ratio in (
         ("validate", "validate", "ratio_to_read_floor"),
         ("consolidate", "consolidate", "ratio_to_floor"),
         ("validate again (cached)", "validate_again_cached", "ratio_to_read_floor"),
     ):
         step = result[key]
-        print(f"{label:<26}{step['wall']:>9.2f}{step['cpu']:>8.2f}{step['per_return_ms']:>11.1f}{step['rss_mb']:>13.0f}{step[ratio]:>9.1f}")
+        print(f"{label:<26}{step['wall']:>9.2f}{step['cpu']:>8.2f}{step['per_return_ms']:>11.1f}{step['rss_mb']:>13.0f}{step['tree_mb']:>14.0f}{step[ratio]:>9.1f}")
     if datamaps:
         print(f"{'datamaps import -m':<26}{datamaps['wall']:>9.2f}{datamaps['cpu']:>8.2f}{1000 * datamaps['wall'] / n:>11.1f}{datamaps['rss_mb']:>13.0f}")
     print(f"{'floor: calamine read':<26}{floor_read:>9.2f}{'':>8}{1000 * floor_read / n:>11.1f}")

@@ -17,7 +17,10 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from derbyxl.findings import ERROR, FileReport, Report
 from derbyxl.safe_openpyxl import load_workbook
 from derbyxl.spec import safe_filename
-from derbyxl.xlsx_util import atomic_path
+from derbyxl.xlsx_util import atomic_path, row_height
+
+#: The Problems sheet's column widths (characters): Severity .. What to do.
+_WIDTHS = (9, 12, 7, 14, 20, 70, 50)
 
 ERROR_FILL = PatternFill("solid", fgColor="FFC7CE")
 WARNING_FILL = PatternFill("solid", fgColor="FFEB9C")
@@ -89,7 +92,11 @@ def annotate_file(fr: FileReport, out_dir: str | Path, name: str | None = None) 
                 link.hyperlink = Hyperlink(ref=link.coordinate, location=f"'{f.sheet}'!{f.cell}", display=f.cell)
                 link.font = Font(color="0563C1", underline="single")
             ws.cell(r, 1).fill = ERROR_FILL if f.severity == ERROR else WARNING_FILL
-        for col, width in zip("ABCDEFG", (9, 12, 7, 14, 20, 70, 50)):
+            # Wrapped text gets the height it needs: no program measures it when printing.
+            height = row_height([(f.message, _WIDTHS[5]), (f.hint, _WIDTHS[6]), (f.ref, _WIDTHS[3])])
+            if height:
+                ws.row_dimensions[r].height = height
+        for col, width in zip("ABCDEFG", _WIDTHS):
             ws.column_dimensions[col].width = width
         wrap = Alignment(wrap_text=True, vertical="top")
         for row in ws.iter_rows(min_row=1, max_row=ws.max_row, max_col=7):

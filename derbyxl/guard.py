@@ -187,7 +187,7 @@ def scan(path: str | Path, limits: Limits = DEFAULT_LIMITS, workbook: str | None
         if "[Content_Types].xml" not in names:
             return stop("missing-part", "[Content_Types].xml is missing")
         if "xl/workbook.xml" not in names:
-            return stop("missing-part", "xl/workbook.xml is missing")
+            return stop("missing-part", _where_the_workbook_is(zf, names))
         try:
             ct = zf.read("[Content_Types].xml")
             if _DTD.search(ct):
@@ -460,6 +460,37 @@ class _Stop(Exception):
     def __init__(self, code: str, message: str, sheet: str | None = None):
         super().__init__(message)
         self.code, self.message, self.sheet = code, message, sheet
+
+
+#: The relationship type of a package's main part (the workbook), in ``_rels/.rels``.
+_OFFICE_DOCUMENT = "/officeDocument"
+_RESAVE = "open it in Excel or LibreOffice and save it again as Excel Workbook (.xlsx), then send that file"
+
+
+def _where_the_workbook_is(zf: zipfile.ZipFile, names: set[str]) -> str:
+    """What is unusual about a package without ``xl/workbook.xml``, found the way Excel finds
+    its workbook (the package's relationships, tolerating backslashes), for the message: the
+    reader needs the workbook where Excel writes it."""
+    if any("\\" in n for n in names):
+        example = "xl\\workbook.xml" if "xl\\workbook.xml" in names else next(n for n in sorted(names) if "\\" in n)
+        return f"its parts are stored with backslashes in their paths ({example}), as some programs other than Excel write them, and cannot be read; {_RESAVE}"
+    rels_name = next((n for n in names if n.replace("\\", "/").lower() == "_rels/.rels"), None)
+    target = None
+    if rels_name is not None:
+        try:
+            rels = zf.read(rels_name)
+            if not _DTD.search(rels[:4096]):
+                for rel in SafeET.fromstring(rels):
+                    if rel.get("Type", "").endswith(_OFFICE_DOCUMENT):
+                        target = rel.get("Target", "").lstrip("/")
+                        break
+        except Exception:  # noqa: BLE001 - a damaged relationships part: said below as missing
+            target = None
+    if target and target in names:
+        return f"its workbook part is {target}, not xl/workbook.xml where Excel writes it, so it cannot be read; {_RESAVE}"
+    if target:
+        return f"its relationships name the workbook part {target}, which is not in the file: the file is damaged or incomplete; {_RESAVE}"
+    return f"xl/workbook.xml is missing and nothing names another workbook part: the file is damaged or not a complete workbook; {_RESAVE}"
 
 
 def sheet_parts(zf: zipfile.ZipFile, names: set[str]) -> dict[str, str]:

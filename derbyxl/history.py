@@ -20,6 +20,7 @@ import csv
 import os
 import operator
 import sqlite3
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,9 @@ class History:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are begun explicitly, so a write takes the
             # lock up front (BEGIN IMMEDIATE) and a second writer fails fast with a message.
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+            # check_same_thread=False: :meth:`recording` inserts from a thread of its own,
+            # never while this thread uses the connection.
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._bring_up_to_date()
@@ -269,8 +272,9 @@ class History:
         Raises:
             HistoryBusy: when another consolidation is writing.
         """
-        run_id, _ = self._write(period, run_at, register_fingerprint, master, values, submissions)
+        self._begin()
         try:
+            run_id, _ = self._insert(period, run_at, register_fingerprint, master, values, submissions)
             self._finish(run_id, None, {"master_sha256": master_sha256})
             self.db.execute("COMMIT")
         except BaseException:
@@ -278,42 +282,42 @@ class History:
             raise
         return run_id
 
-    def _write(self, period: Period, run_at, register_fingerprint, master, values, submissions) -> tuple[int, int | None]:
-        """Begin a write transaction and record the run in it, leaving it open.
-
-        Returns:
-            the new run's id, and that of the run it replaces as current (None: the first).
+    def _begin(self) -> None:
+        """Begin a write transaction, taking the database's write lock now.
 
         Raises:
             HistoryBusy: when another consolidation is writing.
         """
-        # Sorted by ref, rows go into the (run_id, ref) key in order: about twice as fast.
-        values = sorted(values, key=operator.itemgetter("ref"))
-        submissions = list(submissions)
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise HistoryBusy(f"the history database {self.path} is busy: another consolidation is writing to it; try again when it has finished") from exc
+
+    def _insert(self, period: Period, run_at, register_fingerprint, master, values, submissions) -> tuple[int, int | None]:
+        """Record the run in the transaction begun by :meth:`_begin`, leaving it open.
+
+        Returns:
+            the new run's id, and that of the run it replaces as current (None: the first).
+        """
+        # Sorted by ref, rows go into the (run_id, ref) key in order: about twice as fast.
+        values = sorted(values, key=operator.itemgetter("ref"))
+        submissions = list(submissions)
+        before = self.db.execute("SELECT run_id FROM consolidation WHERE period = ?", (period.key,)).fetchone()
+        run_id = self.db.execute(
+            "INSERT INTO run (period, run_at, register_fingerprint, master, files, valid_returns, items, items_with_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (period.key, run_at, register_fingerprint, master, len(submissions), sum(1 for s in submissions if s.get("used")), len(values), items_with_data(values)),
+        ).lastrowid
+        self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
+        pick = operator.itemgetter(*VALUE_COLUMNS[1:])
         try:
-            before = self.db.execute("SELECT run_id FROM consolidation WHERE period = ?", (period.key,)).fetchone()
-            run_id = self.db.execute(
-                "INSERT INTO run (period, run_at, register_fingerprint, master, files, valid_returns, items, items_with_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (period.key, run_at, register_fingerprint, master, len(submissions), sum(1 for s in submissions if s.get("used")), len(values), items_with_data(values)),
-            ).lastrowid
-            self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
-            pick = operator.itemgetter(*VALUE_COLUMNS[1:])
-            try:
-                value_rows = [(run_id, period.key, *pick(v)) for v in values]
-            except KeyError:
-                value_rows = [(run_id, period.key, *(v.get(c) for c in VALUE_COLUMNS[1:])) for v in values]
-            self.db.executemany(f"INSERT INTO item_value (run_id, {', '.join(VALUE_COLUMNS)}) VALUES ({', '.join('?' * (len(VALUE_COLUMNS) + 1))})", value_rows)
-            self.db.executemany(
-                f"INSERT INTO submission (run_id, {', '.join(SUBMISSION_COLUMNS)}) VALUES ({', '.join('?' * (len(SUBMISSION_COLUMNS) + 1))})",
-                [(run_id, *(s.get(c) if c != "period" else period.key for c in SUBMISSION_COLUMNS)) for s in submissions],
-            )
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+            value_rows = [(run_id, period.key, *pick(v)) for v in values]
+        except KeyError:
+            value_rows = [(run_id, period.key, *(v.get(c) for c in VALUE_COLUMNS[1:])) for v in values]
+        self.db.executemany(f"INSERT INTO item_value (run_id, {', '.join(VALUE_COLUMNS)}) VALUES ({', '.join('?' * (len(VALUE_COLUMNS) + 1))})", value_rows)
+        self.db.executemany(
+            f"INSERT INTO submission (run_id, {', '.join(SUBMISSION_COLUMNS)}) VALUES ({', '.join('?' * (len(SUBMISSION_COLUMNS) + 1))})",
+            [(run_id, *(s.get(c) if c != "period" else period.key for c in SUBMISSION_COLUMNS)) for s in submissions],
+        )
         return run_id, (before[0] if before else None)
 
     def _finish(self, run_id: int, previous_id: int | None, finish: dict) -> None:
@@ -352,9 +356,13 @@ class History:
 
     @contextmanager
     def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
-        """Record a run around the block (the master being written and put in place): the
-        rows are written in a transaction before the block runs, which is committed only
-        when the block succeeds; if it fails, or this process dies, nothing is recorded.
+        """Record a run around the block (the master being written and put in place), in
+        one transaction committed only when the block succeeds: if it fails, or this
+        process dies, nothing is recorded.
+
+        The write lock is taken before the block runs; the rows are inserted by a thread of
+        this process while the block runs (SQLite works with the interpreter's lock released,
+        so the recording mostly overlaps the master's writing: bench/README.md).
 
         The block gets a dict to fill in with what it learns: ``master_sha256`` (the new
         master's) and ``archived`` (where the master it replaced was put).
@@ -363,10 +371,25 @@ class History:
             HistoryBusy: when another consolidation is writing (before the block runs).
         """
         finish: dict = {}
-        run_id, previous_id = self._write(period, run_at, register_fingerprint, master, values, submissions)
+        self._begin()
+        inserted: dict = {}
+
+        def insert() -> None:
+            try:
+                inserted["ids"] = self._insert(period, run_at, register_fingerprint, master, values, submissions)
+            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
+                inserted["error"] = exc
+
+        writer = threading.Thread(target=insert, name="derbyxl-history", daemon=True)
+        writer.start()
         try:
-            yield finish
-            self._finish(run_id, previous_id, finish)
+            try:
+                yield finish
+            finally:
+                writer.join()
+            if "error" in inserted:
+                raise inserted["error"]
+            self._finish(*inserted["ids"], finish)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise

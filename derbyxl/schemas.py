@@ -102,9 +102,10 @@ def _frame(kind: str, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame
     return pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})
 
 
-def check_values(records: list[dict], register: Register) -> list[Finding]:
+def check_values(records: list[dict], register: Register, quarter: int = 4) -> list[Finding]:
     """Run each kind's pandera schema once over the records of all returns (a measure's
-    plausible range comes from its item in the register)."""
+    plausible range comes from its item in the register; ``quarter`` (1-4) is the one whose
+    targets rate a suggested correction, see :func:`_value_message`)."""
     out: list[Finding] = []
     by_ref = register.by_ref
     by_kind: dict[str, list[dict]] = {}
@@ -149,15 +150,24 @@ def check_values(records: list[dict], register: Register) -> list[Finding]:
             reported.add((idx, key))
             r["bad"] = r["bad"] | {key}  # a new set: an empty one is shared between records
             out.append(
-                finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]]), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
+                finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]], quarter), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
             )
     return out
 
 
-def _value_message(code: str, r: dict, key: str, item: Item) -> str:
+#: Statuses that need commentary (:func:`derbyxl.checks.check_cross_field`).
+_NEED_WORDS = (rag.RED, rag.AMBER, rag.AMBER_RED)
+
+
+def _value_message(code: str, r: dict, key: str, item: Item, quarter: int = 4) -> str:
     if code == "percent-as-whole":
         v = r["actual"]
-        return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%"
+        # A fix that raises the next finding says so now: the status the corrected value
+        # would have, and the commentary it would need.
+        then = rag.measure_status(v / 100, item.target_for(quarter), item.polarity or "higher", item.tolerances)
+        after = f" ({item.ref} would then be {then}"
+        after += "; add commentary too, as it is needed for " + then + ")" if then in _NEED_WORDS and not r.get("commentary") else ")"
+        return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%{after if then in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED) else ''}"
     if code == "out-of-range":
         (lo, hi), v = item.bounds, r.get("actual")
         unit = "percent" if item.unit == "percent" else "number"
@@ -172,5 +182,8 @@ def _value_message(code: str, r: dict, key: str, item: Item) -> str:
         allowed = SHEET_BY_KIND[r["kind"]].column("status").choices
         return (f"{got!r} is not one of " if got else "pick one of ") + ", ".join(allowed)
     if code in ("invalid-risk-rating", "missing-risk-rating"):
-        return f"{key} is {r.get(key)!r}" if r.get(key) is not None else f"{key} is empty"
+        v, caption = r.get(key), key.capitalize()
+        if v is None:
+            return f"{caption} is empty"
+        return f"{caption} is {v:g}" if isinstance(v, (int, float)) else f"{caption} is {v!r}"
     return ""

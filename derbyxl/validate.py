@@ -118,7 +118,7 @@ def validate_paths(
     other_register = checks.check_register_source(reports, register)
     for f in checks.check_duplicate_returns(reports, expected):
         by_name[f.workbook].findings.append(f)
-    for f in check_values(records, register):
+    for f in check_values(records, register, expected.quarter if expected else 4):
         by_name[f.workbook].findings.append(f)
     for rec in records:
         if rec["bad"]:  # a value found bad across files has no status

@@ -9,11 +9,9 @@ from derbyxl.register import load_register, sample_register_path
 from derbyxl.template import write_template
 from derbyxl.validate import validate_paths
 
-from .conftest import Q4
+from .conftest import GOVERNANCE, Q4, run
 from .faults import mutate, set_input
-from .test_cli import run
 
-GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 HOUSING = "Housing-Strategic-Planning-and-Regulatory-Services_2024-25-Q4.xlsx"
 CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
 

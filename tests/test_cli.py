@@ -10,11 +10,9 @@ import pytest
 
 from derbyxl.cli import app, main
 
+from .conftest import run
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "derbyxl.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def test_help_and_version():

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import shutil
 import time
 import warnings
 
@@ -19,11 +20,9 @@ from derbyxl.periods import Period
 from derbyxl.register import sample_answers_path
 from derbyxl.template import write_templates
 
-from .conftest import Q4, convert_to_pdf, summary_rows
+from .conftest import GOVERNANCE, KEY_EXCEPTIONS, Q4, convert_to_pdf, summary_rows
 from .faults import mutate, set_input
-from .test_sample import KEY_EXCEPTIONS
 
-GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 # Seed 004 prints N/A for LCT PM06's direction although both years have a value (33.6% twice):
 # the rules say Same.
 DOT_EXCEPTIONS = {"LCT PM06": "Same"}
@@ -413,15 +412,28 @@ def test_summary_counts_every_kind_and_no_return(tmp_path, register, returns_cop
 def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, returns_copy, template_dir):
     from derbyxl.annotate import annotate_report
     from derbyxl.validate import validate_paths
+    from derbyxl.spec import SIGN_OFF
 
     from .conftest import render_png, template_path
 
-    bad = returns_copy / GOVERNANCE
-    mutate(bad, bad, lambda wb: set_input(wb, "Measures", "CM PM03", "Actual", 95))
+    good = returns_copy / GOVERNANCE
+
+    def every_kind(wb):  # the findings a lead's return gets at its cells, all at once
+        set_input(wb, "Measures", "CM PM03", "Actual", 95)  # percent-as-whole
+        set_input(wb, "Measures", "CM PM10", "Actual", "about 96")  # not-a-number
+        set_input(wb, "Measures", "LPD PM06", "Actual", None)  # missing-actual
+        set_input(wb, "Measures", "LPD PM06", "Note", None)
+        set_input(wb, "Risks", "SR47_CR47", "Likelihood", 7)  # invalid-risk-rating
+        set_input(wb, "Risks", "SR7_CR6", "Impact", "high")  # not-a-number
+        wb["Cover"][SIGN_OFF[0].cell].value = None  # missing-sign-off
+
+    mutate(good, good, every_kind)
     report = validate_paths([returns_copy], register, period=Q4)
+    codes = {f.code for f in report.files[[fr.workbook for fr in report.files].index(GOVERNANCE)].findings}
+    assert {"percent-as-whole", "not-a-number", "missing-actual", "invalid-risk-rating", "missing-sign-off"} <= codes, codes
     (annotated,) = [p for p in annotate_report(report, tmp_path / "annotated") if "Governance" in p.name]
     master = consolidate(returns_copy, register, Q4, tmp_path / "out").master
     out = tmp_path / "png"
     out.mkdir()
-    pages = render_png(master, out, 1, 3) + render_png(template_path(template_dir, "Governance"), out, 1, 2) + render_png(annotated, out, 1, 3)
-    assert len(pages) >= 5
+    pages = render_png(master, out, 1, 3) + render_png(template_path(template_dir, "Governance"), out, 1, 2) + render_png(annotated, out, 1, 4)
+    assert len(pages) >= 6

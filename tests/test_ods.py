@@ -16,10 +16,8 @@ from derbyxl.consolidate import consolidate
 from derbyxl.guard import scan
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import Q4, soffice
+from .conftest import GOVERNANCE, Q4, soffice
 from .faults import mutate, set_input
-
-GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 
 
 def to_ods(files: list[Path], out: Path) -> list[Path]:

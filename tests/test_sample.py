@@ -7,13 +7,9 @@ import pytest
 from derbyxl.rag import measure_status
 from derbyxl.register import sample_answers_path
 
+from .conftest import KEY_EXCEPTIONS
+
 # Where the published colour does not follow the KEY from the published figures.
-KEY_EXCEPTIONS = {
-    "C PM24": ("Blue", "Green", "18 against 15 is 20% better than target, Blue by the KEY; published Green"),
-    "CS 01": ("Green", "Amber", "535kg against 530kg is 0.9% worse, Green by the KEY; the council applies a tighter tolerance"),
-    "YAH PM08": ("Green", "Amber", "216 against 220 is 1.8% short, Green by the KEY; the council applies a tighter tolerance"),
-    "ASC Local 2a2(ii)": ("Green", "Blue", "546.4 against 565 (lower is better) is 3.3% better, Green by the KEY; published Blue"),
-}
 # Published with no colour: no figure this quarter, or status N/A without a target.
 NOT_RATED = {"EHCS PM31": "No data", "SEND 09.1": "No data"}
 

@@ -5,7 +5,6 @@ history written alongside the master, and the master's layout for many portfolio
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -24,10 +23,8 @@ from derbyxl.history import History, HistoryBusy
 from derbyxl.register import Item, Register
 from derbyxl.validate import validate_paths
 
-from .conftest import Q4
+from .conftest import GOVERNANCE, Q4
 from .faults import mutate, set_input
-
-GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 
 
 def _summary(report):

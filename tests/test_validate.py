@@ -13,11 +13,10 @@ from derbyxl.periods import Period
 from derbyxl.template import write_template
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import Q4, libreoffice_convert
+from .conftest import GOVERNANCE, Q4, libreoffice_convert
 from .faults import mutate, row_of, set_input
 
 CHILDREN = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
-GOVERNANCE = "Governance-and-Finance_2024-25-Q4.xlsx"
 
 
 def test_good_returns_have_no_errors(register, good_dir):
@@ -369,3 +368,19 @@ def test_a_missing_sign_off_points_at_its_cell_and_is_highlighted(tmp_path, regi
     copy = annotate_file(fr, tmp_path / "annotated")
     cell = load_workbook(copy)["Cover"]["C21"]
     assert cell.fill.fgColor.rgb.endswith("FFEB9C") and "Date empty on the Cover sheet" in cell.comment.text
+
+
+@pytest.mark.parametrize("typed, then", [(92, "CM PM03 would then be Amber; add commentary too, as it is needed for Amber)"), (95, "CM PM03 would then be Green)")])
+def test_a_suggested_fix_says_the_status_it_would_give(tmp_path, register, returns_copy, typed, then):
+    # Council tax collected: target 93.8%, Green within 0.5%. 92 typed for 92% would be Amber
+    # once corrected, which then needs commentary: the message says so at once.
+    path = returns_copy / GOVERNANCE
+
+    def change(wb):
+        set_input(wb, "Measures", "CM PM03", "Actual", typed)
+        set_input(wb, "Measures", "CM PM03", "Commentary", None)
+
+    mutate(path, path, change)
+    report = validate_file(path, register, period=Q4)
+    (f,) = [f for f in report.findings if f.code == "percent-as-whole"]
+    assert f.ref == "CM PM03" and f.message.endswith(f": {typed} would be {typed * 100}%; if you meant {typed}%, type {typed}% ({then}")

@@ -15,7 +15,7 @@ from derbyxl.consolidate import consolidate
 from derbyxl.findings import CATALOGUE
 from derbyxl.validate import validate_paths
 
-from ..conftest import Q4
+from ..conftest import GOVERNANCE, Q4
 from ..faults import mutate, set_input
 
 GOV = "Governance-and-Finance_2024-25-Q4.xlsx"
@@ -307,3 +307,36 @@ def test_a_count_of_shared_strings_merely_overstated_is_no_finding(register, ret
     path.write_bytes(rezip(path.read_bytes(), {"xl/sharedStrings.xml": sst_claiming(b'uniqueCount="100000"')}))
     report = validate_paths([path], register, period=Q4)
     assert report.files[0].valid and len(report.files[0].rows) == 9
+
+
+def _renamed(src: bytes, rename) -> bytes:
+    """A copy of a zip with every part renamed by ``rename(name)`` and its bytes changed by
+    ``rename`` too when it is given bytes (for the references inside parts)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(rename(info.filename), rename(zin.read(info.filename)))
+    return out.getvalue()
+
+
+def test_a_workbook_stored_unusually_is_said_exactly(register, returns_copy):
+    # Excel finds the workbook through _rels/.rels; some writers store parts with backslashes
+    # or the workbook under another name. The reader cannot read those: the message says
+    # exactly what is unusual and what to do, not only "xl/workbook.xml is missing".
+    good = (returns_copy / GOVERNANCE).read_bytes()
+    backslashes = _renamed(good, lambda x: x.replace("/", "\\") if isinstance(x, str) else x)
+    moved = _renamed(good, lambda x: x.replace("xl/workbook.xml", "xl/main.xml") if isinstance(x, str) else x.replace(b"/xl/workbook.xml", b"/xl/main.xml").replace(b'Target="xl/workbook.xml"', b'Target="xl/main.xml"'))
+    gone = rezip(good, {"xl/workbook.xml": None})
+    expected = {
+        "backslashes.xlsx": (backslashes, "stored with backslashes in their paths (xl\\"),
+        "moved.xlsx": (moved, "its workbook part is xl/main.xml, not xl/workbook.xml where Excel writes it"),
+        "gone.xlsx": (gone, "its relationships name the workbook part xl/workbook.xml, which is not in the file"),
+    }
+    for name, (data, _) in expected.items():
+        (returns_copy / name).write_bytes(data)
+    report = validate_paths([returns_copy], register, period=Q4)
+    for name, (_, words) in expected.items():
+        fr = next(f for f in report.files if f.workbook == name)
+        assert [f.code for f in fr.findings] == ["missing-part"], name
+        assert words in fr.findings[0].message and "save it again as Excel Workbook (.xlsx)" in fr.findings[0].message, fr.findings[0].message
+    assert sum(fr.valid for fr in report.files) == 9
