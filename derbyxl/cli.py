@@ -25,6 +25,8 @@ register_app = typer.Typer(no_args_is_help=True, help="Check the register of mon
 history_app = typer.Typer(no_args_is_help=True, help="Read the history of consolidated quarters.")
 app.add_typer(register_app, name="register")
 app.add_typer(history_app, name="history")
+portal_app = typer.Typer(no_args_is_help=True, help="Manage the returns portal's team accounts.")
+app.add_typer(portal_app, name="portal")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages whole on one line, for logs and grep
@@ -399,6 +401,70 @@ def migrate(
     for ref, why in m.left:
         out.print(f"  not carried: {ref} {why}", highlight=False, markup=False)
     out.print("The sign-off was not carried: the lead signs the new return before sending it.")
+
+
+def _portal_available() -> None:
+    try:
+        import argon2  # noqa: F401
+        import jinja2  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"the portal needs the portal extra ({exc.name} is not installed): pip install 'derbyxl[portal]'") from exc
+
+
+@app.command()
+def serve(
+    period: str = PeriodOpt,
+    register: Optional[Path] = RegisterOpt,
+    home: Path = typer.Option(Path("portal"), "--home", help="Folder for the portal's uploads, database, history and masters."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    due: Optional[str] = typer.Option(None, "--due", help="The due date shown to leads, e.g. 22/04/2025."),
+):
+    """Start the returns portal: leads upload through personal links, the team tracks the quarter.
+
+    Example: derbyxl serve --period 2025-26-Q1 --register register.xlsx --home portal/
+    """
+    _portal_available()
+    import uvicorn
+
+    from derbyxl.portal.app import create_app
+
+    reg = _load_register(register)
+    p = _period(period)
+    application = create_app(home, reg, p, due=due)
+    out.print(f"Portal for {p.label} at http://{host}:{port}/team (state in {home}); Ctrl+C stops it.", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@portal_app.command("add-user")
+def portal_add_user(
+    name: str = typer.Argument(..., help="The team member's sign-in name."),
+    home: Path = typer.Option(Path("portal"), "--home", help="The portal's folder."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input instead of asking."),
+):
+    """Create (or reset) a performance team account for the portal.
+
+    Example: derbyxl portal add-user alex --home portal/
+    """
+    _portal_available()
+    from derbyxl.portal.store import Store
+    from derbyxl.xlsx_util import ensure_folder
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise UsageError("the password is too short: use at least 10 characters")
+    ensure_folder(home)
+    store = Store(home / "portal.sqlite")
+    try:
+        store.add_account(name, password)
+    finally:
+        store.close()
+    out.print(f"Team account {name!r} can now sign in at /team/login.", highlight=False)
 
 
 @app.command()

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, Code] = {
     "outdated-template": _c("identity", ERROR, "The return was made from an older template", "Use this quarter's template; the performance team can carry the answers into it with derbyxl migrate."),
     "wrong-period": _c("identity", ERROR, "The return is for a different period", "Use the template for this period; the performance team can carry the answers into it with derbyxl migrate."),
     "unknown-portfolio": _c("identity", ERROR, "The return's portfolio is not in the register", "Check you used your portfolio's template."),
+    "other-portfolio": _c("identity", ERROR, "The return is for another portfolio than this page's", "Upload your own portfolio's return: download its template from this page."),
     "other-register": _c("identity", ERROR, "The return was made from another register than the one loaded", "Pass --register with the register the templates were made from."),
     "register-changed": _c("identity", WARNING, "The register changed after this template was made", "Check targets against the latest template."),
     "duplicate-return": _c("identity", WARNING, "Another file returns the same portfolio for this quarter", "Keep one return per portfolio in the folder; consolidate uses the valid one signed latest."),

@@ -32,6 +32,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -121,28 +122,37 @@ class Runner:
     """A pool of worker processes; see the module's docstring. Use it in a ``with`` block,
     which stops the workers at its end."""
 
-    def __init__(self, *, setup: Callable | None = None, setup_args: tuple = (), workers: int | None = None):
+    def __init__(self, *, setup: Callable | None = None, setup_args: tuple = (), workers: int | None = None, long_lived: bool = False):
         """``setup(*setup_args)`` runs once in each worker before its first task (both must
         be importable by name: module-level functions); ``workers`` defaults to
-        :func:`default_workers`."""
+        :func:`default_workers`. A runner used once starts no more workers than its first
+        call has inputs; a ``long_lived`` one (a web portal's) starts them all."""
         self.workers = workers or default_workers()
+        self._long_lived = long_lived
         self._setup = setup
         self._setup_args = setup_args
         self._pool = None
+        self._starting = threading.Lock()  # one pool, even when threads call each at once
 
     def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            if exc[0] is None:
-                self._pool.close()
-            else:
-                self._pool.stop()
-            self._pool.join()
-            self._pool = None
+        self.close(stop=exc[0] is not None)
+
+    def close(self, stop: bool = False) -> None:
+        """Let the workers finish what they have (or ``stop`` them now) and end them."""
+        with self._starting:
+            if self._pool is not None:
+                self._pool.stop() if stop else self._pool.close()
+                self._pool.join()
+                self._pool = None
 
     def _started(self, tasks: int):
+        with self._starting:
+            return self._start(tasks)
+
+    def _start(self, tasks: int):
         if self._pool is None:
             from pebble import ProcessPool  # imported when first needed: it starts threads
 
@@ -154,7 +164,7 @@ class Runner:
             umask = os.umask(0o022)  # reading it means setting it: put back at once
             os.umask(umask)
             self._pool = ProcessPool(
-                max_workers=max(1, min(self.workers, tasks)), initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context()
+                max_workers=self.workers if self._long_lived else max(1, min(self.workers, tasks)), initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context()
             )
         return self._pool
 

@@ -16,6 +16,7 @@ import marshal
 import os
 import time
 import zlib
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -47,6 +48,7 @@ def validate_paths(
     progress: Callable[[Path], None] | None = None,
     cache: FileCache | None = None,
     workers: int | None = None,
+    runner: Runner | None = None,
 ) -> Report:
     """Validate every returned workbook in ``paths`` (files or folders).
 
@@ -69,6 +71,9 @@ def validate_paths(
         workers: processes reading files at once (default
             :func:`derbyxl.runner.default_workers`). Files are always read in worker
             processes (:mod:`derbyxl.runner`), never in this one.
+        runner: the workers to use, made by :func:`runner_for` with this register, for a
+            program that validates again and again (a web portal); by default workers are
+            started for this call and stopped at its end.
 
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
@@ -90,7 +95,7 @@ def validate_paths(
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
-    fresh = _stage_all(todo, register, limits, workers, progress) if todo else {}
+    fresh = _stage_all(todo, register, limits, workers, progress, runner) if todo else {}
     from derbyxl.schemas import check_values
 
     if cache is not None:
@@ -300,7 +305,13 @@ def _import_schemas() -> None:
     importlib.import_module("derbyxl.schemas").prepare()  # pandas and pandera, for later
 
 
-def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress) -> dict[int, tuple[bytes, tuple]]:
+def runner_for(register: Register, workers: int | None = None, long_lived: bool = False) -> Runner:
+    """Worker processes that check files against ``register``; a ``long_lived`` one is for
+    passing to :func:`validate_paths` again and again (close it at the end)."""
+    return Runner(setup=_use_register, setup_args=(register, os.environ.get(DEBUG_ENV)), workers=workers, long_lived=long_lived)
+
+
+def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress, runner: Runner | None = None) -> dict[int, tuple[bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)) in worker processes (even
     one file, such as an upload to a web portal), decoding each result as it arrives. A file
     that kills its worker gets ``reader-crashed``, one that takes over twice the time limit
@@ -310,7 +321,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, p
         by task index: the encoded result (for the cache) and the decoded report and records.
     """
     decoded: dict[int, tuple[bytes, tuple]] = {}
-    with Runner(setup=_use_register, setup_args=(register, os.environ.get(DEBUG_ENV)), workers=workers) as runner:
+    with nullcontext(runner) if runner is not None else runner_for(register, workers) as runner:
         done = runner.each(_check_one, [(path, name, limits) for _, path, name in tasks], time_limit=limits.max_seconds * 2)
         _import_schemas()  # pandas and pandera, for the checks across files, while the workers read
         for k, result in done:
