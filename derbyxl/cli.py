@@ -31,10 +31,10 @@ app.add_typer(portal_app, name="portal")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages whole on one line, for logs and grep
 
-RegisterOpt = typer.Option(None, "--register", "-r", help="The register (.xlsx with a Register sheet, or .csv). Default: the bundled sample.")
-PeriodOpt = typer.Option(..., "--period", "-p", help="The quarter, e.g. 2024-25-Q4 or '2024/25 Q4'.")
-NoCacheOpt = typer.Option(False, "--no-cache", help="Read and check every file again, ignoring results kept from earlier runs.")
-HistoryOpt = typer.Option(None, "--history", help="The SQLite history database. Default: OUT/history.sqlite.")
+RegisterOpt = typer.Option(None, "--register", "-r", metavar="FILE", help="The register (.xlsx with a Register sheet, or .csv). Default: the bundled sample.")
+PeriodOpt = typer.Option(..., "--period", "-p", metavar="PERIOD", help="The quarter, e.g. 2024-25-Q4 or '2024/25 Q4'.")
+NoCacheOpt = typer.Option(False, "--no-cache", metavar="", help="Read and check every file again, ignoring results kept from earlier runs.")
+HistoryOpt = typer.Option(None, "--history", metavar="FILE", help="The SQLite history database. Default: OUT/history.sqlite.")
 
 
 class UsageError(Exception):
@@ -49,8 +49,8 @@ def _version(value: bool):
 
 @app.callback()
 def main_callback(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, metavar="", help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks for unexpected errors."),
 ):
     if debug:
         os.environ["DERBYXL_DEBUG"] = "1"
@@ -123,11 +123,11 @@ def register_check(path: Path = typer.Argument(..., help="The register file.")):
 def templates(
     register: Optional[Path] = RegisterOpt,
     period: str = PeriodOpt,
-    out_dir: Path = typer.Option(Path("templates"), "--out", "-o", help="Folder to write the templates to."),
-    portfolio: Optional[List[str]] = typer.Option(None, "--portfolio", help="Only this portfolio (repeatable)."),
-    password: Optional[str] = typer.Option(None, "--password", help="Protect sheets with this password (none by default)."),
-    due: Optional[str] = typer.Option(None, "--due", help="The due date shown on each Cover, e.g. 2025-04-22 or 22/04/2025. Default: three weeks after the quarter ends."),
-    history: Optional[Path] = typer.Option(None, "--history", help="History database: its latest actuals become 'Previous actual'. Default: outputs/history.sqlite if it exists."),
+    out_dir: Path = typer.Option(Path("templates"), "--out", "-o", metavar="FOLDER", help="Folder to write the templates to."),
+    portfolio: Optional[List[str]] = typer.Option(None, "--portfolio", metavar="NAME", help="Only this portfolio (repeatable)."),
+    password: Optional[str] = typer.Option(None, "--password", metavar="TEXT", help="Protect sheets with this password (none by default)."),
+    due: Optional[str] = typer.Option(None, "--due", metavar="DATE", help="The due date shown on each Cover, e.g. 2025-04-22 or 22/04/2025. Default: three weeks after the quarter ends."),
+    history: Optional[Path] = typer.Option(None, "--history", metavar="FILE", help="History database: its latest actuals become 'Previous actual'. Default: outputs/history.sqlite if it exists."),
 ):
     """Write one return template per portfolio.
 
@@ -190,11 +190,11 @@ def _previous_actuals(history: Optional[Path], period):
 def validate(
     paths: List[Path] = typer.Argument(..., help="Returned workbooks, or folders of them."),
     register: Optional[Path] = RegisterOpt,
-    period: Optional[str] = typer.Option(None, "--period", "-p", help="The quarter expected. Default: the latest any return claims."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the findings as JSON to this file ('-' for stdout)."),
-    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write a highlighted copy of each faulty return to this folder."),
-    chase: Optional[Path] = typer.Option(None, "--chase", help="Write a CSV of every portfolio's return status, lead officers, emails and what to do (those to chase first)."),
-    history: Optional[Path] = typer.Option(None, "--history", help="History database: earlier quarters' actuals for plausibility, and where each checked file's results are kept so the next command need not read it again. Default: results kept in your cache folder, earlier quarters from outputs/history.sqlite if it exists."),
+    period: Optional[str] = typer.Option(None, "--period", "-p", metavar="PERIOD", help="The quarter expected. Default: the latest any return claims."),
+    json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE", help="Write the findings as JSON to this file ('-' for stdout)."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", metavar="FOLDER", help="Write a highlighted copy of each faulty return to this folder."),
+    chase: Optional[Path] = typer.Option(None, "--chase", metavar="FILE", help="Write a CSV of every portfolio's return status, lead officers, emails and what to do (those to chase first)."),
+    history: Optional[Path] = typer.Option(None, "--history", metavar="FILE", help="History database: earlier quarters' actuals for plausibility, and where each checked file's results are kept so the next command need not read it again. Default: results kept in your cache folder, earlier quarters from outputs/history.sqlite if it exists."),
     no_cache: bool = NoCacheOpt,
 ):
     """Check returned workbooks and report every finding. Writes nothing beside the returns:
@@ -303,10 +303,10 @@ def consolidate(
     returns: Path = typer.Argument(Path("returns"), help="Folder of returned workbooks."),
     register: Optional[Path] = RegisterOpt,
     period: str = PeriodOpt,
-    out_dir: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the master and history."),
+    out_dir: Path = typer.Option(Path("outputs"), "--out", "-o", metavar="FOLDER", help="Folder for the master and history."),
     history: Optional[Path] = HistoryOpt,
-    strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, no master) when any return is missing or invalid."),
-    replace: bool = typer.Option(False, "--replace", help="Replace a recorded quarter even when this run has fewer valid returns, fewer items with data or another register (the old master is archived)."),
+    strict: bool = typer.Option(False, "--strict", metavar="", help="Fail (exit 1, no master) when any return is missing or invalid."),
+    replace: bool = typer.Option(False, "--replace", metavar="", help="Replace a recorded quarter even when this run has fewer valid returns, fewer items with data or another register (the old master is archived)."),
     no_cache: bool = NoCacheOpt,
 ):
     """Merge the valid returns of a quarter into the master workbook and record its history.
@@ -376,8 +376,8 @@ def migrate(
     old: Path = typer.Argument(..., help="A filled return made from an older template or for another quarter."),
     register: Optional[Path] = RegisterOpt,
     period: str = PeriodOpt,
-    new: Path = typer.Option(..., "--out", "-o", help="Where to write the new return (.xlsx); never the old file."),
-    history: Optional[Path] = typer.Option(None, "--history", help="History database for 'Previous actual'. Default: outputs/history.sqlite if it exists."),
+    new: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Where to write the new return (.xlsx); never the old file."),
+    history: Optional[Path] = typer.Option(None, "--history", metavar="FILE", help="History database for 'Previous actual'. Default: outputs/history.sqlite if it exists."),
 ):
     """Write this quarter's template for an old return's portfolio with every answer carried
     over by Ref, and list what could not be carried (items removed, units changed, new items).
@@ -417,10 +417,10 @@ def _portal_available() -> None:
 def serve(
     period: str = PeriodOpt,
     register: Optional[Path] = RegisterOpt,
-    home: Path = typer.Option(Path("portal"), "--home", help="Folder for the portal's uploads, database, history and masters."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
-    due: Optional[str] = typer.Option(None, "--due", help="The due date shown to leads, e.g. 22/04/2025."),
+    home: Path = typer.Option(Path("portal"), "--home", metavar="FOLDER", help="Folder for the portal's uploads, database, history and masters."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, "--port", metavar="N", help="Port to listen on."),
+    due: Optional[str] = typer.Option(None, "--due", metavar="DATE", help="The due date shown to leads, e.g. 22/04/2025."),
 ):
     """Start the returns portal: leads upload through personal links, the team tracks the quarter.
 
@@ -441,8 +441,8 @@ def serve(
 @portal_app.command("add-user")
 def portal_add_user(
     name: str = typer.Argument(..., help="The team member's sign-in name."),
-    home: Path = typer.Option(Path("portal"), "--home", help="The portal's folder."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input instead of asking."),
+    home: Path = typer.Option(Path("portal"), "--home", metavar="FOLDER", help="The portal's folder."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", metavar="", help="Read the password from standard input instead of asking."),
 ):
     """Create (or reset) a performance team account for the portal.
 
@@ -469,7 +469,7 @@ def portal_add_user(
 
 @app.command()
 def demo(
-    workdir: Path = typer.Option(Path("."), "--dir", help="Folder holding templates/, returns/ and outputs/."),
+    workdir: Path = typer.Option(Path("."), "--dir", metavar="FOLDER", help="Folder holding templates/, returns/ and outputs/."),
 ):
     """Run the whole quarter on the bundled sample: templates, filled returns, validation, master.
 
@@ -516,8 +516,8 @@ def demo(
 
 @history_app.command("export")
 def history_export(
-    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
-    dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", help="The file to write: .csv, or .parquet (needs pyarrow: pip install 'derbyxl[parquet]')."),
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", metavar="FILE", help="The history database."),
+    dest: Path = typer.Option(Path("outputs/history.csv"), "--out", "-o", metavar="FILE", help="The file to write: .csv, or .parquet (needs pyarrow: pip install 'derbyxl[parquet]')."),
 ):
     """Write every consolidated value (each quarter's current run) as CSV or Parquet for BI
     tools: with description, unit, polarity, the target used, both directions of travel and
@@ -544,7 +544,7 @@ def history_export(
 
 
 @history_app.command("show")
-def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database.")):
+def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", metavar="FILE", help="The history database.")):
     """List the consolidated periods: items, returns and items with data of each one's current run.
 
     Example: derbyxl history show
@@ -571,7 +571,7 @@ def history_show(history: Path = typer.Option(Path("outputs/history.sqlite"), "-
 @history_app.command("runs")
 def history_runs(
     period: Optional[str] = typer.Argument(None, help="Only this quarter's runs."),
-    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", metavar="FILE", help="The history database."),
 ):
     """List every consolidation run kept, the current one of each quarter marked.
 
@@ -602,7 +602,7 @@ def history_runs(
 def history_restore(
     period: str = typer.Argument(..., help="The quarter, e.g. 2025-26-Q1."),
     run_id: int = typer.Argument(..., help="The run to make current again (see derbyxl history runs)."),
-    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", help="The history database."),
+    history: Path = typer.Option(Path("outputs/history.sqlite"), "--history", metavar="FILE", help="The history database."),
 ):
     """Make an earlier run of a quarter current again, its master put back byte for byte
     (the master it replaces is archived, so this too can be undone).

@@ -386,3 +386,35 @@ def test_fifty_concurrent_uploads_are_all_recorded(served, good_dir, capsys):
 
 def _upload_http(client, base: str, token: str, csrf: str, data: bytes, name: str):
     return client.post(f"{base}/r/{token}/upload", data={"csrf": csrf}, files={"return": (name, data, "application/octet-stream")}, follow_redirects=True)
+
+
+def test_the_commands_create_an_account_and_serve(tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    home = tmp_path / "portal"
+    cli = [sys.executable, "-m", "derbyxl.cli"]
+    short = subprocess.run([*cli, "portal", "add-user", "alex", "--home", str(home), "--password-stdin"], input="short\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "too short" in short.stderr and not (home / "portal.sqlite").exists()
+    made = subprocess.run([*cli, "portal", "add-user", "alex", "--home", str(home), "--password-stdin"], input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and "can now sign in" in made.stdout
+    port = _free_port()
+    server = subprocess.Popen([*cli, "serve", "--period", Q4.key, "--home", str(home), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Portal for 2024/25 Q4 at http://127.0.0.1:" in server.stdout.readline()
+        for _ in range(100):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/team/login", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "Performance team: sign in" in page and "No team account exists yet" not in page
+    finally:
+        server.terminate()
+        server.wait(30)
+    from derbyxl.portal.store import Store
+
+    store = Store(home / "portal.sqlite")
+    assert store.check_password("alex", PASSWORD) and not store.check_password("alex", "wrong password")
+    store.close()
