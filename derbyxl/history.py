@@ -20,7 +20,6 @@ import csv
 import os
 import operator
 import sqlite3
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +138,7 @@ class History:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are begun explicitly, so a write takes the
             # lock up front (BEGIN IMMEDIATE) and a second writer fails fast with a message.
-            # check_same_thread=False: :meth:`recording` inserts from a thread of its own,
-            # never while this thread uses the connection.
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._bring_up_to_date()
@@ -357,12 +354,10 @@ class History:
     @contextmanager
     def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
         """Record a run around the block (the master being written and put in place), in
-        one transaction committed only when the block succeeds: if it fails, or this
-        process dies, nothing is recorded.
-
-        The write lock is taken before the block runs; the rows are inserted by a thread of
-        this process while the block runs (SQLite works with the interpreter's lock released,
-        so the recording mostly overlaps the master's writing: bench/README.md).
+        one transaction: the rows are written before the block runs, and committed only when
+        it succeeds; if it fails, or this process dies, nothing is recorded. (A thread
+        inserting while the master is written gains nothing: both need the interpreter's
+        lock; bench/README.md.)
 
         The block gets a dict to fill in with what it learns: ``master_sha256`` (the new
         master's) and ``archived`` (where the master it replaced was put).
@@ -372,24 +367,10 @@ class History:
         """
         finish: dict = {}
         self._begin()
-        inserted: dict = {}
-
-        def insert() -> None:
-            try:
-                inserted["ids"] = self._insert(period, run_at, register_fingerprint, master, values, submissions)
-            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
-                inserted["error"] = exc
-
-        writer = threading.Thread(target=insert, name="derbyxl-history", daemon=True)
-        writer.start()
         try:
-            try:
-                yield finish
-            finally:
-                writer.join()
-            if "error" in inserted:
-                raise inserted["error"]
-            self._finish(*inserted["ids"], finish)
+            ids = self._insert(period, run_at, register_fingerprint, master, values, submissions)
+            yield finish
+            self._finish(*ids, finish)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
