@@ -103,9 +103,19 @@ def few_collections():
         gc.set_threshold(*before)
 
 
+#: In a worker: why its setup failed (its tasks then fail at once with this, rather than the
+#: worker ending and being started again, which some pebble releases do for ever).
+_SETUP_ERROR: str | None = None
+
+
+class SetupFailed(RuntimeError):
+    """Raised by a task in a worker whose setup failed."""
+
+
 def _start_worker(setup: Callable | None, blob: bytes, umask: int) -> None:
     """First thing in each worker: the caller's umask (files written get the user's), then
     what every task needs, kept out of the collector's way (it lives as long as the worker)."""
+    global _SETUP_ERROR
     os.umask(umask)
     gc.set_threshold(100_000, 50, 1_000)
     if setup is None:
@@ -113,6 +123,8 @@ def _start_worker(setup: Callable | None, blob: bytes, umask: int) -> None:
     gc.disable()  # unpickling 200,000 items: collections would only look at them again
     try:
         setup(*pickle.loads(blob))
+    except Exception as exc:  # noqa: BLE001 - said by every task of this worker
+        _SETUP_ERROR = f"{type(exc).__name__}: {exc}"
     finally:
         gc.enable()
     gc.freeze()
@@ -209,6 +221,8 @@ class Runner:
                 try:
                     yield from zip(batch, future.result())
                     continue
+                except SetupFailed as exc:
+                    raise WorkersUnavailable(f"no worker process could start ({exc})") from exc
                 except FutureTimeout:
                     failed = Failed("time-limit", f"reading it took over {time_limit:g} s and was stopped")
                 except ProcessExpired as exc:
@@ -235,6 +249,8 @@ class Runner:
 
 def _run_batch(task: Callable, inputs: list[tuple]) -> list:
     """In a worker: ``task`` over a batch of inputs."""
+    if _SETUP_ERROR is not None:
+        raise SetupFailed(_SETUP_ERROR)
     return [task(*args) for args in inputs]
 
 

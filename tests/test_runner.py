@@ -67,8 +67,9 @@ def test_a_worker_that_exits_has_its_task_tried_again_a_few_times(tmp_path, time
 
 
 def test_workers_that_cannot_start_say_so():
-    with pytest.raises(WorkersUnavailable, match="no worker process could start"), Runner(setup=tasks.failing_setup, setup_args=(0,), workers=2) as runner:
-        runner.run(tasks.square, [(1,), (2,)])
+    with pytest.raises(WorkersUnavailable, match="no worker process could start .RuntimeError: this worker cannot start"):
+        with Runner(setup=tasks.failing_setup, setup_args=(0,), workers=2) as runner:
+            runner.run(tasks.square, [(1,), (2,)])
 
 
 def test_from_a_thread_the_same_results(tmp_path):
