@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from derbyxl import __version__
 from derbyxl.periods import period_label, uk_time
@@ -68,7 +69,7 @@ def _load_register(path: Optional[Path], faulty_exit: int = 2):
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     except RegisterError as exc:
-        err.print(f"[red]The register {exc.source} has {len(exc.problems)} problem(s):[/red]")
+        err.print(f"[red]The register {escape(str(exc.source))} has {len(exc.problems)} problem(s):[/red]")
         for p in exc.problems:
             err.print(f"  - {p}", markup=False, highlight=False)
         raise typer.Exit(faulty_exit)
@@ -216,7 +217,7 @@ def validate(
     with FileCache(cache_path) if not no_cache else nullcontext() as cache, _earlier_quarters(history or DEFAULT_HISTORY) as earlier:
         report = validate_paths(paths, reg, period=p, cache=cache, history=earlier)
     if report.other_register:
-        err.print(f"[red]Error:[/red] {report.other_register}.", highlight=False)
+        err.print(f"[red]Error:[/red] {escape(report.other_register)}.", highlight=False)
     if json_out == "-":
         sys.stdout.write(report.to_json() + "\n")
     else:
@@ -328,7 +329,7 @@ def consolidate(
     try:
         result = run(returns, reg, p, out_dir, history_path=history, cache_path=_cache_path(history), strict=strict, replace=replace, use_cache=not no_cache)
     except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
-        err.print(f"[red]Not consolidated:[/red] {exc}", highlight=False)
+        err.print(f"[red]Not consolidated:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1)
     _print_consolidation(result)
     if strict and not result.complete:
@@ -394,7 +395,7 @@ def migrate(
     try:
         m = run(old, reg, p, new, previous=_previous_actuals(history, p))
     except MigrateError as exc:
-        err.print(f"[red]Not migrated:[/red] {exc}", highlight=False)
+        err.print(f"[red]Not migrated:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1)
     source = f" ({period_label(m.source_period)} return)" if m.source_period else ""
     out.print(f"{m.path}: {p.label} return for {m.portfolio}, {len(m.carried)} item(s) carried from {old.name}{source}.", highlight=False)
@@ -620,7 +621,7 @@ def history_restore(
     except RestoreError as exc:
         raise UsageError(str(exc)) from exc
     except (ConsolidationBusy, HistoryBusy) as exc:
-        err.print(f"[red]Not restored:[/red] {exc}", highlight=False)
+        err.print(f"[red]Not restored:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1)
     out.print(f"Run {run.id} of {p.label} ({uk_time(run.run_at)}, {run.items_with_data} items with data) is current again; master: {run.master}")
 
@@ -642,7 +643,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if isinstance(code, int):
             return code
     except UsageError as exc:
-        err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
@@ -658,18 +659,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         from derbyxl.xlsx_util import NotReplaced, OutputNotWritable
 
         if isinstance(exc, NotReplaced):  # a template or copy open in Excel (on Windows)
-            err.print(f"[red]Error:[/red] could not write {exc.filename} ({exc.strerror}); if it is open in Excel or another program, close it and run again", highlight=False)
+            err.print(f"[red]Error:[/red] could not write {escape(str(exc.filename))} ({exc.strerror}); if it is open in Excel or another program, close it and run again", highlight=False)
             return 1
         if isinstance(exc, OutputNotWritable):
-            err.print(f"[red]Error:[/red] {exc}", highlight=False)
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
             return 2
         if isinstance(exc, OSError) and exc.filename and exc.errno in _ENVIRONMENT_ERRNOS:
             # A folder or file of the environment (not a return: those become findings).
-            err.print(f"[red]Error:[/red] cannot write to {exc.filename} ({exc.strerror}); choose a folder you can write to, or ask for access", highlight=False)
+            err.print(f"[red]Error:[/red] cannot write to {escape(str(exc.filename))} ({exc.strerror}); choose a folder you can write to, or ask for access", highlight=False)
             return 2
         if os.environ.get("DERBYXL_DEBUG") == "1":
             raise
-        err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {exc} (run with --debug for details)", highlight=False)
+        err.print(f"[red]Unexpected error:[/red] {type(exc).__name__}: {escape(str(exc))} (run with --debug for details)", highlight=False)
         return 1
     return 0
 

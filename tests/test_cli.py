@@ -163,3 +163,10 @@ def test_findings_read_at_80_columns_and_file_names_are_whole(tmp_path, good_dir
     if columns == 80:  # a block per finding: the message reads on its own lines, not a word a line
         assert "  not-a-number: The value is not a number: 'lots' is not a number" in r.stdout
         assert "  What to do: Type a plain number, without words." in r.stdout
+
+
+def test_messages_with_brackets_are_printed_whole(tmp_path):
+    # Rich would take "[parquet]" or a file named "[draft].xlsx" for markup and drop it.
+    missing = tmp_path / "[draft] returns"
+    r = run("consolidate", missing, "--period", "2024-25-Q4", "--out", tmp_path / "out")
+    assert r.returncode == 2 and f"no such folder: {missing}" in r.stderr.replace("\n", "")

@@ -26,7 +26,7 @@ from derbyxl.portal.app import MAX_UPLOAD_BYTES, create_app  # noqa: E402
 
 from .conftest import GOVERNANCE, Q4  # noqa: E402
 from .faults import mutate, set_input  # noqa: E402
-from .hostile.test_hostile import HOSTILE, _build  # noqa: E402
+from .hostile.corpus import HOSTILE, _build  # noqa: E402
 
 GOV = "Governance and Finance"
 PASSWORD = "correct horse battery"

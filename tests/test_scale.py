@@ -274,7 +274,7 @@ def test_columns_above_a_limit_are_matched_exactly(limit):
 def test_far_cells_are_refused_on_either_path(tmp_path, good_dir):
     import zipfile
 
-    from .hostile.test_hostile import MEASURES_PART, rezip
+    from .hostile.corpus import MEASURES_PART, rezip
 
     src = (good_dir / GOVERNANCE).read_bytes()
     for far in (b'<c r="XFD1048576"><v>1</v></c>', b'<x:c r="XFD1048576"><v>1</v></x:c>'):
@@ -349,7 +349,7 @@ def test_hostile_files_among_good_ones_cost_only_themselves(returns_copy, regist
     # Every hostile file of the hostile suite beside the nine good returns: each gets the
     # finding it gets alone, and the good ones are read as they are alone, with one worker
     # or two.
-    from .hostile.test_hostile import HOSTILE, _build
+    from .hostile.corpus import HOSTILE, _build
 
     good = (returns_copy / GOVERNANCE).read_bytes()
     for kind in HOSTILE:
