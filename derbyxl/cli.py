@@ -198,8 +198,10 @@ def validate(
     history: Optional[Path] = typer.Option(None, "--history", metavar="FILE", help="History database: earlier quarters' actuals for plausibility, and where each checked file's results are kept so the next command need not read it again. Default: results kept in your cache folder, earlier quarters from outputs/history.sqlite if it exists."),
     no_cache: bool = NoCacheOpt,
 ):
-    """Check returned workbooks and report every finding. Writes nothing beside the returns:
-    only the files asked for (--json, --annotate, --chase) and the cache of results.
+    """Check returned workbooks and report every finding.
+
+    Writes nothing beside the returns: only the files asked for (--json, --annotate, --chase)
+    and the cache of results.
 
     Exit 0 when there are no errors (warnings allowed), 1 when any error, 2 for wrong usage.
 
@@ -380,8 +382,10 @@ def migrate(
     new: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Where to write the new return (.xlsx); never the old file."),
     history: Optional[Path] = typer.Option(None, "--history", metavar="FILE", help="History database for 'Previous actual'. Default: outputs/history.sqlite if it exists."),
 ):
-    """Write this quarter's template for an old return's portfolio with every answer carried
-    over by Ref, and list what could not be carried (items removed, units changed, new items).
+    """Carry an old return's answers into this quarter's template.
+
+    Writes this quarter's template for the old return's portfolio with every answer carried
+    over by Ref, and lists what could not be carried (items removed, units changed, new items).
 
     Example: derbyxl migrate returns/Place_2024-25-Q4.xlsx --register register.xlsx --period 2025-26-Q1 --out returns/Place_2025-26-Q1.xlsx
     """
@@ -630,6 +634,41 @@ def history_restore(
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT}
 
 
+def _command():
+    """The click command typer builds from ``app``, with help that reads like a person wrote
+    it: typer 0.29 shows each value's Python type (``<bool>`` on plain flags and on --help,
+    ``<list[Path]>``) and braces around required arguments (``{paths}...``), with no setting
+    to turn that off, so each parameter of the built command is told to show its metavar
+    (empty for flags) and arguments are written in capitals."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+
+    def tidy(cmd) -> None:
+        for param in cmd.params:
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name).upper()
+                param.metavar = name
+                param.display_type_rich = lambda ctx: None
+                param._usage_display_name = lambda name=name, many=param.nargs != 1, req=param.required: (name if req else f"[{name}]") + ("..." if many else "")
+            elif getattr(param, "is_flag", False):
+                param.metavar = ""
+        get_help_option = cmd.get_help_option
+
+        def help_option(ctx, get_help_option=get_help_option):
+            option = get_help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        cmd.get_help_option = help_option
+        for sub in getattr(cmd, "commands", {}).values():
+            tidy(sub)
+
+    tidy(command)
+    return command
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app, mapping expected failures to exit codes."""
     from derbyxl.runner import few_collections
@@ -639,7 +678,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         # A command's results (200,000 records for 1,000 returns) live to its end: collecting
         # garbage among them while the report is printed would free nothing.
         with few_collections():
-            code = app(args=argv, standalone_mode=False)
+            code = _command().main(args=argv, prog_name="derbyxl", standalone_mode=False)
         if isinstance(code, int):
             return code
     except UsageError as exc:

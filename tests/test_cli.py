@@ -170,3 +170,15 @@ def test_messages_with_brackets_are_printed_whole(tmp_path):
     missing = tmp_path / "[draft] returns"
     r = run("consolidate", missing, "--period", "2024-25-Q4", "--out", tmp_path / "out")
     assert r.returncode == 2 and f"no such folder: {missing}" in r.stderr.replace("\n", "")
+
+
+def test_help_reads_like_a_person_wrote_it():
+    # No Python types (<bool>, <list[Path]>, <str>) and no braces round required arguments.
+    commands = [[], ["validate"], ["templates"], ["consolidate"], ["migrate"], ["serve"], ["register", "check"], ["history", "export"], ["history", "restore"], ["portal", "add-user"]]
+    for args in commands:
+        r = run(*args, "--help")
+        assert r.returncode == 0, args
+        for odd in ("<bool>", "<list", "<str>", "<path>", "<int>", "{"):
+            assert odd not in r.stdout, (args, odd, r.stdout)
+    assert "Usage: derbyxl validate [OPTIONS] PATHS..." in " ".join(run("validate", "--help").stdout.split())
+    assert "--register -r FILE" in " ".join(run("validate", "--help").stdout.replace("│", " ").split())
