@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-oldest bench clean
+.PHONY: demo test test-fast test-oldest bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n auto
+
+# The quick tier while working: everything but LibreOffice, the browser and the benchmark
+# (make test and CI run them all).
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -n auto -m "not (soffice or browser or bench)"
 
 # The tests against the oldest releases pyproject.toml allows (a venv of its own).
 test-oldest:

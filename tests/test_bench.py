@@ -6,26 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.bench
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--returns", "12", "--mistakes", "0.5", "--repeat", "2", "--register-portfolios", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--returns", "6", "--mistakes", "0.5", "--repeat", "1", "--register-portfolios", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads((out / "bench.json").read_text())
-    assert data["returns"] == 12 and data["items"] == 12 * 199
-    # Two runs of each command; the one reported is one of them (the median, low of two).
-    assert data["repeats"] == 2 and all(len(walls) == 2 for walls in data["walls"].values())
-    assert data["validate"]["wall"] == min(data["walls"]["validate"])
-    assert data["templates"]["code"] == 0 and data["templates"]["wall"] > 0 and data["templates"]["cpu"] > 0
-    assert len(list((out / "templates").glob("*.xlsx"))) == 12
+    assert data["returns"] == 6 and data["items"] == 6 * 199
+    assert data["templates"]["code"] == 0 and len(list((out / "templates").glob("*.xlsx"))) == 6
     for step in ("validate", "consolidate", "validate_again_cached"):
-        assert data[step]["wall"] > 0 and data[step]["cpu"] > 0 and data[step]["rss_mb"] > 0 and data[step]["per_return_ms"] > 0
-    for step in ("validate", "validate_again_cached"):
-        assert data[step]["ratio_to_read_floor"] == data[step]["wall"] / data["floor"]["calamine_read"]
-    assert data["validate_plus_consolidate"] == data["validate"]["wall"] + data["consolidate"]["wall"]
-    assert data["floor"]["calamine_read"] > 0 and data["floor"]["xlsxwriter_write"] > 0
+        assert data[step]["wall"] > 0 and data[step]["rss_mb"] > 0 and data[step]["tree_mb"] > 0
     if data["datamaps"] is not None:  # installed by `make bench`; optional here
         assert data["datamaps"]["master_written"] and data["datamaps"]["datamap_cells"] > 500
         assert data["datamaps_over_derbyxl"] > 0

@@ -290,6 +290,7 @@ def _upload_in_browser(d, path: Path) -> None:
     _wait_for(d, "#verdict")
 
 
+@pytest.mark.browser
 def test_a_lead_and_the_team_in_a_real_browser(served, browser, tmp_path):
     from openpyxl import load_workbook
     from selenium.webdriver.common.by import By
