@@ -17,38 +17,46 @@ import pandera.pandas as pa
 from derbyxl import rag
 from derbyxl.findings import Finding, finding
 from derbyxl.register import Item, Register
-from derbyxl.spec import SHEET_BY_KIND, SHEETS
+from derbyxl.spec import SHEET_BY_KIND, SHEETS, Column, SheetSpec
 from derbyxl.values import describe
 
 
-def _measure_schema() -> pa.DataFrameSchema:
-    whole_percent = lambda d: ~(d["_percent"] & d["actual"].notna() & (d["actual"] > 1) & (d["actual"] <= 100) & (d["_hi"] <= 1))  # noqa: E731
-    in_range = lambda d: (  # noqa: E731
-        d["actual"].isna()
-        | (d["_percent"] & (d["actual"] > 1) & (d["actual"] <= 100) & (d["_hi"] <= 1))
-        | ((d["_lo"].isna() | (d["actual"] >= d["_lo"])) & (d["_hi"].isna() | (d["actual"] <= d["_hi"])))
-    )
-    return pa.DataFrameSchema(
-        {"actual": pa.Column(float, nullable=True), "_lo": pa.Column(float, nullable=True), "_hi": pa.Column(float, nullable=True)},
-        checks=[pa.Check(whole_percent, name="percent-as-whole"), pa.Check(in_range, name="out-of-range")],
-        name="Measures",
-    )
+#: The columns the frame of a column read against the register item's range carries beside it.
+_LO, _HI, _PERCENT = "_lo", "_hi", "_percent"
 
 
-def _status_schema(spec) -> pa.DataFrameSchema:
-    col = spec.column("status")
-    return pa.DataFrameSchema(
-        {"status_word": pa.Column(str, [pa.Check.isin(list(col.choices))], nullable=False)},
-        name=spec.name,
-    )
+def _checked(spec: SheetSpec) -> tuple[Column, ...]:
+    """The inputs the schema checks: every typed input but free text."""
+    return tuple(c for c in spec.inputs if c.dtype != "text")
 
 
-def _risk_schema() -> pa.DataFrameSchema:
-    rating = [pa.Check.in_range(rag.RISK_MIN, rag.RISK_MAX)]
-    return pa.DataFrameSchema(
-        {"likelihood": pa.Column(float, rating, nullable=False), "impact": pa.Column(float, rating, nullable=False)},
-        name="Risks",
-    )
+def _item_range_checks(name: str) -> list[pa.Check]:
+    """Checks of a number whose range comes from its register item, row by row: a percentage
+    typed as a whole number (95 for 95%), and a value outside the item's range."""
+    typed_whole = lambda d: d[_PERCENT] & d[name].notna() & (d[name] > 1) & (d[name] <= 100) & (d[_HI] <= 1)  # noqa: E731
+    in_range = lambda d: (d[_LO].isna() | (d[name] >= d[_LO])) & (d[_HI].isna() | (d[name] <= d[_HI]))  # noqa: E731
+    return [
+        pa.Check(lambda d: ~typed_whole(d), name="percent-as-whole"),
+        pa.Check(lambda d: d[name].isna() | typed_whole(d) | in_range(d), name="out-of-range"),
+    ]
+
+
+def _schema(spec: SheetSpec) -> pa.DataFrameSchema:
+    """One kind's schema, from its sheet definition: a column per checked input, with the
+    type, choices and range the column declares; required inputs may not be empty."""
+    columns: dict[str, pa.Column] = {}
+    checks: list[pa.Check] = []
+    for col in _checked(spec):
+        if col.dtype == "choice":
+            columns[col.name] = pa.Column(str, [pa.Check.isin(list(col.choices))], nullable=not col.required)
+            continue
+        bounds = [pa.Check.in_range(col.minimum, col.maximum)] if col.minimum is not None and col.maximum is not None else []
+        columns[col.name] = pa.Column(float, bounds, nullable=not col.required)
+        if col.item_range:
+            columns[_LO] = pa.Column(float, nullable=True)
+            columns[_HI] = pa.Column(float, nullable=True)
+            checks += _item_range_checks(col.name)
+    return pa.DataFrameSchema(columns, checks=checks, name=spec.name)
 
 
 _SCHEMAS: dict[str, pa.DataFrameSchema] = {}
@@ -57,8 +65,7 @@ _SCHEMAS: dict[str, pa.DataFrameSchema] = {}
 def schema_for(kind: str) -> pa.DataFrameSchema:
     """The pandera schema of one kind's values, built from the sheet definitions."""
     if kind not in _SCHEMAS:
-        spec = SHEET_BY_KIND[kind]
-        _SCHEMAS[kind] = {"measure": _measure_schema, "risk": _risk_schema}.get(kind, lambda: _status_schema(spec))()
+        _SCHEMAS[kind] = _schema(SHEET_BY_KIND[kind])
     return _SCHEMAS[kind]
 
 
@@ -67,39 +74,37 @@ def prepare() -> None:
     use, importing a good many modules), so that this is done before the values arrive."""
     for spec in SHEETS:
         try:
-            schema_for(spec.kind).validate(_frame(spec.kind, [], {}), lazy=True)
+            schema_for(spec.kind).validate(_frame(spec, [], {}), lazy=True)
         except pa.errors.SchemaErrors:
             pass  # an empty text column has no type to show; the backend is loaded all the same
 
 
-def _code_for(kind: str, column: str, check: str) -> str:
-    if check == "not_nullable":
-        return "missing-status" if column == "status_word" else "missing-risk-rating"
-    if check.startswith("isin"):
-        return "invalid-status"
-    if check.startswith("in_range") or check.startswith("greater") or check.startswith("less"):
-        return "invalid-risk-rating"
-    if check.startswith("dtype"):
-        return "not-a-number" if kind == "measure" else "invalid-status"
-    return check
+def _code_for(spec: SheetSpec, context: str, column: str | None, check: str) -> tuple[str, Column]:
+    """The finding code of a failed check, and the input it is about: a check over the whole
+    frame (``context`` DataFrameSchema, named by its code) is about the input read against
+    its item's range; a column's check gives that column's codes."""
+    col = next((c for c in _checked(spec) if c.name == column), None)
+    if context == "DataFrameSchema" or col is None:
+        return check, next(c for c in _checked(spec) if c.item_range)
+    return (col.missing if check == "not_nullable" else col.invalid) or check, col
 
 
-def _frame(kind: str, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame:
-    """The frame one kind's schema checks: a row per record, in order."""
-    if kind == "measure":
-        items = [by_ref[r["ref"]] for r in rows]
-        bounds = [item.bounds for item in items]
-        return pd.DataFrame(
-            {
-                "actual": pd.Series([r.get("actual") for r in rows], dtype="float64"),
-                "_lo": pd.Series([b[0] for b in bounds], dtype="float64"),
-                "_hi": pd.Series([b[1] for b in bounds], dtype="float64"),
-                "_percent": pd.Series([item.unit == "percent" for item in items], dtype=bool),
-            }
-        )
-    if kind == "risk":
-        return pd.DataFrame({k: pd.Series([r.get(k) for r in rows], dtype="float64") for k in ("likelihood", "impact")})
-    return pd.DataFrame({"status_word": pd.Series([r.get("status_word") for r in rows], dtype="object")})
+def _frame(spec: SheetSpec, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame:
+    """The frame one kind's schema checks: a row per record, in order, a column per checked
+    input (and the item's range beside a value checked against it)."""
+    data: dict[str, pd.Series] = {}
+    for col in _checked(spec):
+        if col.dtype == "choice":
+            data[col.name] = pd.Series([r.get(col.name) for r in rows], dtype="object")
+            continue
+        data[col.name] = pd.Series([r.get(col.name) for r in rows], dtype="float64")
+        if col.item_range:
+            items = [by_ref[r["ref"]] for r in rows]
+            bounds = [item.bounds for item in items]
+            data[_LO] = pd.Series([b[0] for b in bounds], dtype="float64")
+            data[_HI] = pd.Series([b[1] for b in bounds], dtype="float64")
+            data[_PERCENT] = pd.Series([item.unit == "percent" for item in items], dtype=bool)
+    return pd.DataFrame(data)
 
 
 def check_values(records: list[dict], register: Register, quarter: int = 4) -> list[Finding]:
@@ -115,9 +120,11 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
         rows = by_kind.get(spec.kind)
         if not rows:
             continue
-        frame = _frame(spec.kind, rows, by_ref)
-        # Values already found bad while reading (not a number...) are not checked again.
-        skip = {i for i, r in enumerate(rows) if "actual" in r["bad"]} if spec.kind == "measure" else set()
+        frame = _frame(spec, rows, by_ref)
+        # Values already found bad while reading (not a number...) are not checked again
+        # against their item's range.
+        ranged = [c.key for c in _checked(spec) if c.item_range]
+        skip = {i for i, r in enumerate(rows) if any(k in r["bad"] for k in ranged)}
         try:
             schema_for(spec.kind).validate(frame, lazy=True)
             continue
@@ -134,14 +141,8 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
             idx = int(idx)
             if idx in skip:
                 continue
-            column = case.column if isinstance(case.column, str) else "actual"
-            check = str(case.check)
-            code = _code_for(spec.kind, column, check)
-            if code == "out-of-range" and column in ("_lo", "_hi", "_percent"):
-                column = "actual"
-            if column.startswith("_"):
-                column = "actual"
-            key = "status" if column == "status_word" else column
+            code, col = _code_for(spec, case.schema_context, case.column if isinstance(case.column, str) else None, str(case.check))
+            key = col.key
             r = rows[idx]
             if idx not in pre_bad:
                 pre_bad[idx] = frozenset(r["bad"])
@@ -150,7 +151,7 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
             reported.add((idx, key))
             r["bad"] = r["bad"] | {key}  # a new set: an empty one is shared between records
             out.append(
-                finding(code, r["workbook"], _value_message(code, r, key, by_ref[r["ref"]], quarter), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
+                finding(code, r["workbook"], _value_message(code, r, col, by_ref[r["ref"]], quarter), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
             )
     return out
 
@@ -159,9 +160,10 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
 _NEED_WORDS = (rag.RED, rag.AMBER, rag.AMBER_RED)
 
 
-def _value_message(code: str, r: dict, key: str, item: Item, quarter: int = 4) -> str:
+def _value_message(code: str, r: dict, col: Column, item: Item, quarter: int = 4) -> str:
+    """What is wrong with the value of ``col`` in record ``r``, in words."""
+    v = r.get(col.name)
     if code == "percent-as-whole":
-        v = r["actual"]
         # A fix that raises the next finding says so now: the status the corrected value
         # would have, and the commentary it would need.
         then = rag.measure_status(v / 100, item.target_for(quarter), item.polarity or "higher", item.tolerances)
@@ -169,21 +171,15 @@ def _value_message(code: str, r: dict, key: str, item: Item, quarter: int = 4) -
         after += "; add commentary too, as it is needed for " + then + ")" if then in _NEED_WORDS and not r.get("commentary") else ")"
         return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%{after if then in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED) else ''}"
     if code == "out-of-range":
-        (lo, hi), v = item.bounds, r.get("actual")
-        unit = "percent" if item.unit == "percent" else "number"
+        (lo, hi), unit = item.bounds, "percent" if item.unit == "percent" else "number"
         parts = []
         if lo is not None:
             parts.append(f"at least {describe(lo, unit)}")
         if hi is not None:
             parts.append(f"at most {describe(hi, unit)}")
         return f"{describe(v, unit)} read; it should be {' and '.join(parts)}"
-    if code in ("invalid-status", "missing-status"):
-        got = r.get("status_word")
-        allowed = SHEET_BY_KIND[r["kind"]].column("status").choices
-        return (f"{got!r} is not one of " if got else "pick one of ") + ", ".join(allowed)
-    if code in ("invalid-risk-rating", "missing-risk-rating"):
-        v, caption = r.get(key), key.capitalize()
-        if v is None:
-            return f"{caption} is empty"
-        return f"{caption} is {v:g}" if isinstance(v, (int, float)) else f"{caption} is {v!r}"
-    return ""
+    if col.dtype == "choice":
+        return (f"{v!r} is not one of " if v else "pick one of ") + ", ".join(col.choices)
+    if v is None:
+        return f"{col.caption} is empty"
+    return f"{col.caption} is {v:g}" if isinstance(v, (int, float)) else f"{col.caption} is {v!r}"

@@ -2,7 +2,8 @@
 each input may hold.
 
 The template writer (:mod:`derbyxl.template`), the reader (:mod:`derbyxl.read`) and the pandera
-schemas (:mod:`derbyxl.checks`) are all built from :data:`SHEETS`, so they cannot drift apart.
+schemas (:mod:`derbyxl.schemas`: a column per checked input, its type, choices, range and
+finding codes) are all built from :data:`SHEETS`, so they cannot drift apart.
 Change a caption or a list of allowed values here and all three follow.
 """
 
@@ -40,6 +41,13 @@ class Column:
         minimum, maximum: the range of a ``whole`` column.
         width: column width in characters.
         prompt: the input message shown when the cell is selected.
+        required: an input that must be filled in (the pandera schema refuses it empty).
+        field: the record's key for the value read, when it is not ``key`` (an action's
+            Status is read as ``status_word``; ``status`` is the RAG worked out from it).
+        missing, invalid: the finding codes the schema gives a required value left empty and
+            a value that is not allowed (not one of the choices, out of range, not a number).
+        item_range: the plausible range comes from the register item (its minimum and
+            maximum; 0%-100% for percentages), not from the column.
     """
 
     caption: str
@@ -51,6 +59,16 @@ class Column:
     maximum: int | None = None
     width: float = 12
     prompt: str = ""
+    required: bool = False
+    field: str | None = None
+    missing: str | None = None
+    invalid: str | None = None
+    item_range: bool = False
+
+    @property
+    def name(self) -> str:
+        """The record's key for this column's value (:attr:`field`, else :attr:`key`)."""
+        return self.field or self.key
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,8 @@ SHEETS: tuple[SheetSpec, ...] = (
                 "actual",
                 role="input",
                 dtype="number",
+                invalid="not-a-number",
+                item_range=True,
                 width=13,
                 prompt="Leave it blank if there is no data, and say why in Note.",
             ),
@@ -147,6 +167,10 @@ SHEETS: tuple[SheetSpec, ...] = (
                 role="input",
                 dtype="choice",
                 choices=rag.ACTION_STATUSES,
+                required=True,
+                field="status_word",
+                missing="missing-status",
+                invalid="invalid-status",
                 width=16,
                 prompt="Pick one: Completed, On track, Some slippage, Major slippage.",
             ),
@@ -165,6 +189,10 @@ SHEETS: tuple[SheetSpec, ...] = (
                 role="input",
                 dtype="choice",
                 choices=rag.PROJECT_STATUSES,
+                required=True,
+                field="status_word",
+                missing="missing-status",
+                invalid="invalid-status",
                 width=14,
                 prompt="Pick the project's RAG: Green, Green/Amber, Amber, Amber/Red, Red, or Blue when complete.",
             ),
@@ -184,6 +212,9 @@ SHEETS: tuple[SheetSpec, ...] = (
                 dtype="whole",
                 minimum=rag.RISK_MIN,
                 maximum=rag.RISK_MAX,
+                required=True,
+                missing="missing-risk-rating",
+                invalid="invalid-risk-rating",
                 width=11,
                 prompt="A whole number from 1 (rare) to 4 (almost certain).",
             ),
@@ -194,6 +225,9 @@ SHEETS: tuple[SheetSpec, ...] = (
                 dtype="whole",
                 minimum=rag.RISK_MIN,
                 maximum=rag.RISK_MAX,
+                required=True,
+                missing="missing-risk-rating",
+                invalid="invalid-risk-rating",
                 width=11,
                 prompt="A whole number from 1 (minor) to 4 (critical).",
             ),
