@@ -30,11 +30,11 @@ from typing import Callable, Iterable, Sequence
 
 from xlsxwriter.utility import xl_col_to_name
 
+from derbyxl.spec import MAX_TEXT
+
 #: Characters XML 1.0 cannot hold; Excel shows them escaped as _xHHHH_, as xlsxwriter writes them.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
-#: Longest text a cell may hold in Excel.
-MAX_TEXT = 32767
 #: zlib level for the big sheets: level 1 is about 3x faster than 6, for files about 20% larger.
 COMPRESS_LEVEL = 1
 #: Rows rendered per piece handed to the compressing thread.

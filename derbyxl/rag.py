@@ -213,15 +213,32 @@ def risk_score(likelihood: int, impact: int) -> int:
     return likelihood * impact
 
 
+#: The bands of a risk score (likelihood x impact): (lowest, highest, colour).
+RISK_BANDS = ((RISK_MIN, 4, GREEN), (5, 9, AMBER), (10, RISK_MAX * RISK_MAX, RED))
+
+
 def risk_status(score: int | None) -> str | None:
     """The band of a risk score: 1-4 Green (low), 6-9 Amber (medium), 12-16 Red (high)."""
     if score is None:
         return None
-    if score <= 4:
-        return GREEN
-    if score <= 9:
-        return AMBER
-    return RED
+    return next(colour for low, high, colour in RISK_BANDS if score <= high)
+
+
+def key_rows(tolerances: Tolerances = KEY) -> tuple[tuple[str, str, str], ...]:
+    """The colour KEY in words, as the templates show it: per colour, the measure's band
+    against target and the action status of that colour."""
+
+    def pct(x: float) -> str:
+        return f"{x * 100:g}%"
+
+    b, g, a = pct(tolerances.blue_from), pct(tolerances.green_within), pct(tolerances.amber_within)
+    bands = (
+        f"{b} or more better than target",
+        f"from {g} worse than target to under {b} better",
+        f"more than {g} and up to {a} worse than target",
+        f"more than {a} worse than target",
+    )
+    return tuple(zip((BLUE, GREEN, AMBER, RED), bands, ACTION_STATUSES))
 
 
 def direction_of_travel(current: float | None, earlier: float | None, polarity: str | None):

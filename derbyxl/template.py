@@ -281,9 +281,8 @@ def _status_colours(ws, f: _Formats, spec: SheetSpec, last: int):
         rules = {s: s for s in rag.PROJECT_STATUSES}
     else:
         c = spec.index("score")
-        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 1, "maximum": 4, "format": f.status[rag.GREEN]})
-        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 5, "maximum": 9, "format": f.status[rag.AMBER]})
-        ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": 10, "maximum": 16, "format": f.status[rag.RED]})
+        for low, high, colour in rag.RISK_BANDS:
+            ws.conditional_format(1, c, last, c, {"type": "cell", "criteria": "between", "minimum": low, "maximum": high, "format": f.status[colour]})
         return
     for word, colour in rules.items():
         ws.conditional_format(
@@ -340,13 +339,7 @@ def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Pe
     ws.write_string(24, 1, "Colour", f.header)
     ws.write_string(24, 2, "Measure", f.header)
     ws.write_string(24, 3, "Action", f.header)
-    key = (
-        (rag.BLUE, "10% or more better than target", "Completed"),
-        (rag.GREEN, "from 2% worse than target to under 10% better", "On track"),
-        (rag.AMBER, "more than 2% and up to 10% worse than target", "Some slippage"),
-        (rag.RED, "more than 10% worse than target", "Major slippage"),
-    )
-    for i, (colour, measure, action) in enumerate(key):
+    for i, (colour, measure, action) in enumerate(rag.key_rows()):
         ws.write_string(25 + i, 1, colour, f.status[colour])
         ws.write_string(25 + i, 2, measure, f.text)
         ws.write_string(25 + i, 3, action, f.text)

@@ -8,6 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from derbyxl.spec import MAX_TEXT
+
 #: Leading characters that make Excel or LibreOffice treat typed text as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,7 +27,7 @@ def write_text(ws, row: int, col: int, text, fmt=None):
     """
     if text is None or text == "":
         return ws.write_blank(row, col, None, fmt)
-    return ws.write_string(row, col, str(text)[:32767], fmt)
+    return ws.write_string(row, col, str(text)[:MAX_TEXT], fmt)
 
 
 def write_number(ws, row: int, col: int, value, fmt=None):

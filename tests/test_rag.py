@@ -126,3 +126,19 @@ def test_improving_the_actual_never_worsens_the_status(actual, better, target, p
 @given(actual=finite, target=finite, polarity=st.sampled_from(["higher", "lower"]))
 def test_status_is_always_a_colour(actual, target, polarity):
     assert measure_status(actual, target, polarity) in rag.RAG_ORDER
+
+
+def test_the_key_in_words_follows_the_tolerances():
+    from derbyxl.rag import AMBER, BLUE, GREEN, KEY, RED, RISK_BANDS, Tolerances, key_rows, risk_status
+
+    assert key_rows(KEY) == (
+        (BLUE, "10% or more better than target", "Completed"),
+        (GREEN, "from 2% worse than target to under 10% better", "On track"),
+        (AMBER, "more than 2% and up to 10% worse than target", "Some slippage"),
+        (RED, "more than 10% worse than target", "Major slippage"),
+    )
+    assert key_rows(Tolerances(green_within=0.005, amber_within=0.05, blue_from=0.2))[1][1] == "from 0.5% worse than target to under 20% better"
+    # Every possible score falls in exactly one band, the one risk_status gives.
+    for score in {li * im for li in range(1, 5) for im in range(1, 5)}:
+        (band,) = [colour for low, high, colour in RISK_BANDS if low <= score <= high]
+        assert risk_status(score) == band
