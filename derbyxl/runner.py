@@ -90,17 +90,30 @@ def start_early() -> None:
         forkserver.ensure_running()
 
 
+_COLLECTIONS = threading.Lock()
+_blocks = 0  # blocks of few_collections running now, in any thread
+_thresholds: tuple = ()  # what they were before the first of them
+
+
 @contextmanager
 def few_collections():
     """Collect garbage rarely while the block runs. A quarter allocates millions of small
     objects that live to its end; collecting at Python's default pace costs about 15% of
-    the run and frees nothing (bench/README.md). The thresholds are restored after."""
-    before = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 1_000)
+    the run and frees nothing (bench/README.md). The thresholds are the process's: they are
+    restored when the last block running (in any thread) ends."""
+    global _blocks, _thresholds
+    with _COLLECTIONS:
+        if _blocks == 0:
+            _thresholds = gc.get_threshold()
+            gc.set_threshold(100_000, 50, 1_000)
+        _blocks += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _COLLECTIONS:
+            _blocks -= 1
+            if _blocks == 0:
+                gc.set_threshold(*_thresholds)
 
 
 #: In a worker: why its setup failed (its tasks then fail at once with this, rather than the
@@ -142,7 +155,7 @@ class Runner:
         self.workers = workers or default_workers()
         self._long_lived = long_lived
         self._setup = setup
-        self._setup_args = setup_args
+        self.setup_args = setup_args
         self._pool = None
         self._starting = threading.Lock()  # one pool, even when threads call each at once
 
@@ -170,7 +183,7 @@ class Runner:
 
             gc.disable()
             try:
-                blob = pickle.dumps(self._setup_args, protocol=pickle.HIGHEST_PROTOCOL)
+                blob = pickle.dumps(self.setup_args, protocol=pickle.HIGHEST_PROTOCOL)
             finally:
                 gc.enable()
             umask = os.umask(0o022)  # reading it means setting it: put back at once
@@ -207,8 +220,9 @@ class Runner:
 
     @staticmethod
     def _schedule(pool, task: Callable, inputs: Sequence[tuple], batch: list[int], time_limit: float | None):
-        limit = None if time_limit is None else time_limit * len(batch)
-        return pool.schedule(_run_batch, args=(task, [inputs[i] for i in batch]), timeout=limit)
+        # A batch gets one input's time: a batch that needs more (one input stuck, or several
+        # slow ones) is stopped and its inputs tried again one by one, each with that time.
+        return pool.schedule(_run_batch, args=(task, [inputs[i] for i in batch]), timeout=time_limit)
 
     def _as_done(self, pool, pending: dict, task: Callable, inputs: Sequence[tuple], time_limit: float | None) -> Iterator[tuple[int, Any]]:
         from pebble import ProcessExpired

@@ -95,6 +95,8 @@ def validate_paths(
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
+    if runner is not None and runner.setup_args[:1] != (register,):
+        raise ValueError("the runner was made for another register: make it with runner_for(register)")
     fresh = _stage_all(todo, register, limits, workers, progress, runner) if todo else {}
     from derbyxl.schemas import check_values
 
@@ -291,7 +293,10 @@ _REGISTER: Register | None = None
 def _use_register(register: Register, debug: str | None) -> None:
     global _REGISTER
     _REGISTER = register
-    if debug is not None:  # the caller's --debug, which the fork server may have started without
+    # The caller's --debug, whatever the fork server was started with.
+    if debug is None:
+        os.environ.pop(DEBUG_ENV, None)
+    else:
         os.environ[DEBUG_ENV] = debug
 
 

@@ -101,3 +101,28 @@ def test_workers_inherit_no_open_file_of_the_caller(tmp_path):
 def test_no_inputs_no_workers():
     with Runner(workers=2) as runner:
         assert runner.run(tasks.square, []) == [] and runner._pool is None
+
+
+def test_few_collections_restores_the_thresholds_after_the_last_block_in_any_thread():
+    import gc
+
+    from derbyxl.runner import few_collections
+
+    before = gc.get_threshold()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other():
+        with few_collections():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    with few_collections():
+        thread.start()
+        inside.wait(10)
+        assert gc.get_threshold()[0] == 100_000
+    assert gc.get_threshold()[0] == 100_000  # the other thread's block still runs
+    release.set()
+    thread.join(10)
+    assert gc.get_threshold() == before
