@@ -57,13 +57,14 @@ def main_callback(
         os.environ["DERBYXL_DEBUG"] = "1"
 
 
-def _load_register(path: Optional[Path], faulty_exit: int = 2):
+def _load_register(path: Optional[Path], faulty_exit: int = 2, workers: bool = True):
     """Load the register (the bundled sample when no path): a faulty one is a usage error
     for the other commands (exit 2) and a finding for `register check` (exit 1)."""
     from derbyxl.register import RegisterError, load_register, sample_register_path
     from derbyxl.runner import start_early
 
-    start_early()  # the worker processes' server gets ready on another core meanwhile
+    if workers:  # a command that reads returns: their workers' server starts on another core meanwhile
+        start_early()
     try:
         return load_register(path or sample_register_path())
     except FileNotFoundError as exc:
@@ -99,7 +100,7 @@ def register_check(path: Path = typer.Argument(..., help="The register file.")):
     """
     from rich.table import Table
 
-    reg = _load_register(path, faulty_exit=1)
+    reg = _load_register(path, faulty_exit=1, workers=False)
     table = Table(title=f"Register {path}")
     kinds = ("measure", "action", "project", "risk")
     table.add_column("Portfolio")

@@ -10,8 +10,8 @@ in the register, items whose unit or kind changed, items new this time).
     m = migrate("returns/Place_2024-25-Q4.xlsx", register, "2025-26-Q1", "returns/Place_2025-26-Q1.xlsx")
     m.carried, m.left    # refs carried; (ref, why) not carried
 
-The old workbook is untrusted input like any return: it passes the pre-scan before it is
-read, and it is only read. The sign-off is not carried: the lead signs the new return.
+The old workbook is untrusted input like any return: it is pre-scanned and read in a worker
+process (:mod:`derbyxl.runner`), and it is only read. The sign-off is not carried: the lead signs the new return.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Mapping
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.periods import Period
 from derbyxl.read import ReadError, read_return
+from derbyxl.runner import Failed, Runner
 from derbyxl.register import Register, cell_text
 from derbyxl.spec import SHEETS
 from derbyxl.values import normalise_unit
@@ -84,14 +85,14 @@ def migrate(
     old, out, period = Path(old), Path(out), Period.parse(period)
     if out.exists() and out.resolve() == old.resolve():
         raise MigrateError(f"{out} is the old return itself; write the new one to another name (returns are never changed)")
-    res = scan(old, limits, workbook=old.name)
-    if not res.ok:
-        raise MigrateError(f"{old.name} cannot be read: " + "; ".join(f.message for f in res.findings if f.severity == "error"))
-    try:
-        raw = read_return(old, max_rows=limits.max_rows)
-    except ReadError as exc:
-        raise MigrateError(f"{old.name} cannot be read: {exc.message}") from exc
-    stamp = raw.stamp or {}
+    # Pre-scanned and read in a worker process, as every untrusted workbook is (derbyxl.runner).
+    with Runner(workers=1) as runner:
+        (read,) = runner.run(_read_answers, [(old, limits)], time_limit=limits.max_seconds * 2)
+    if isinstance(read, Failed):
+        raise MigrateError(f"{old.name} cannot be read: {read.message}")
+    problem, stamp, found = read
+    if problem:
+        raise MigrateError(f"{old.name} cannot be read: {problem}")
     named = stamp.get("portfolio")
     if stamp.get("generator") != "derbyxl" or not named:
         raise MigrateError(f"{old.name} is not a derbyxl return (it has no identity stamp), so its portfolio is unknown")
@@ -99,14 +100,6 @@ def migrate(
     if portfolio is None:
         raise MigrateError(f"{old.name} is for {named!r}, which is not a portfolio of this register ({', '.join(register.portfolios)})")
     items = {i.ref: i for i in register.for_portfolio(portfolio)}
-    found: dict[str, tuple[str, dict]] = {}
-    for spec in SHEETS:
-        sheet = raw.sheets.get(spec.name)
-        if sheet is None:
-            continue
-        for row in sheet.rows:
-            if row.ref and row.ref not in found:
-                found[row.ref] = (spec.kind, row.values)
     m = Migration(out, portfolio, stamp.get("period"))
     answers: dict[str, dict] = {}
     for ref, (kind, values) in found.items():
@@ -135,6 +128,28 @@ def migrate(
         with atomic_path(out) as part:
             Path(info.path).replace(part)
     return m
+
+
+def _read_answers(old: Path, limits: Limits) -> tuple[str | None, dict, dict[str, tuple[str, dict]]]:
+    """In a worker: pre-scan and read an old return. Returns what is wrong with it (None when
+    it was read), its identity stamp, and each row's kind and values by ref (the first row of
+    a ref)."""
+    res = scan(old, limits, workbook=old.name)
+    if not res.ok:
+        return "; ".join(f.message for f in res.findings if f.severity == "error"), {}, {}
+    try:
+        raw = read_return(old, max_rows=limits.max_rows)
+    except ReadError as exc:
+        return exc.message, {}, {}
+    found: dict[str, tuple[str, dict]] = {}
+    for spec in SHEETS:
+        sheet = raw.sheets.get(spec.name)
+        if sheet is None:
+            continue
+        for row in sheet.rows:
+            if row.ref and row.ref not in found:
+                found[row.ref] = (spec.kind, dict(row.values))
+    return None, dict(raw.stamp or {}), found
 
 
 def _as_typed(value):

@@ -364,3 +364,14 @@ def test_hostile_files_among_good_ones_cost_only_themselves(returns_copy, regist
         if not fr.valid:
             alone = validate_module.validate_file(returns_copy / fr.workbook, register, period=Q4)
             assert [f.code for f in alone.findings] == [f.code for f in fr.findings], fr.workbook
+
+
+def test_migrate_reads_the_old_return_in_a_worker(tmp_path, register, good_dir):
+    from derbyxl.migrate import MigrateError, migrate
+
+    far = _far_cell(good_dir / GOVERNANCE, tmp_path / "far.xlsx")
+    with pytest.raises(MigrateError, match=r"far.xlsx cannot be read: the process reading it stopped \(signal 6\)"):
+        migrate(far, register, "2025-26-Q1", tmp_path / "new.xlsx", limits=LOOSE)
+    assert not (tmp_path / "new.xlsx").exists()
+    m = migrate(good_dir / GOVERNANCE, register, "2025-26-Q1", tmp_path / "new.xlsx")
+    assert len(m.carried) == 9 and (tmp_path / "new.xlsx").exists()
