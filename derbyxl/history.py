@@ -27,19 +27,13 @@ from typing import Iterable
 
 from derbyxl import rag
 from derbyxl.periods import Period
+from derbyxl.record import VALUE_COLUMNS, VALUE_TYPES
 from derbyxl.xlsx_util import OutputNotWritable, looks_like_formula
 
 #: The layout's version, kept in SQLite's user_version; older databases are brought up to it.
 SCHEMA_VERSION = 2
 
 #: One row per item and run: what the master showed, and enough to read it without the register.
-VALUE_COLUMNS = (
-    "period", "ref", "kind", "portfolio", "theme", "description", "unit", "polarity", "target",
-    "actual", "status", "status_word", "score", "commentary", "note",
-    "dot_short", "dot_short_against", "dot", "dot_against", "source_file", "sha256",
-)  # fmt: skip
-_REAL = {"target", "actual"}
-_INTEGER = {"score"}
 SUBMISSION_COLUMNS = ("period", "portfolio", "file", "sha256", "received", "signed_by", "signed_date", "valid", "errors", "warnings", "used", "note")
 RUN_COLUMNS = ("id", "period", "run_at", "register_fingerprint", "master", "master_sha256", "archived", "files", "valid_returns", "items", "items_with_data")
 
@@ -63,7 +57,7 @@ CREATE TABLE IF NOT EXISTS consolidation (
 );
 CREATE TABLE IF NOT EXISTS item_value (
     run_id INTEGER NOT NULL REFERENCES run (id),
-    {", ".join(f"{c} {'REAL' if c in _REAL else 'INTEGER' if c in _INTEGER else 'TEXT'}" for c in VALUE_COLUMNS)},
+    {", ".join(f"{c} {VALUE_TYPES[c]}" for c in VALUE_COLUMNS)},
     PRIMARY KEY (run_id, ref)
 );
 CREATE TABLE IF NOT EXISTS submission (
@@ -163,6 +157,11 @@ class History:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+            # A field added to derbyxl.record (with SCHEMA_VERSION raised) gets its column.
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(item_value)")}
+            for c in VALUE_COLUMNS:
+                if c not in have:
+                    self.db.execute(f"ALTER TABLE item_value ADD COLUMN {c} {VALUE_TYPES[c]}")
             if old:
                 self._from_v1()
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -211,7 +210,8 @@ class History:
             f"SELECT {', '.join(VALUE_COLUMNS)} FROM item_value WHERE run_id = (SELECT run_id FROM consolidation WHERE period = ?)",
             (key,),
         )
-        return {row[1]: dict(zip(VALUE_COLUMNS, row)) for row in cur.fetchall()}
+        values = (dict(zip(VALUE_COLUMNS, row)) for row in cur.fetchall())
+        return {v["ref"]: v for v in values}
 
     def latest_actuals(self, before: Period | str | None = None) -> dict[str, float]:
         """The most recent consolidated actual of each measure (before a period, if given)."""
@@ -289,12 +289,13 @@ class History:
             (period.key, run_at, register_fingerprint, master, len(submissions), sum(1 for s in submissions if s.get("used")), len(values), items_with_data(values)),
         ).lastrowid
         self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
-        pick = operator.itemgetter(*VALUE_COLUMNS[1:])
+        rest = [c for c in VALUE_COLUMNS if c != "period"]  # the period is the run's
+        pick = operator.itemgetter(*rest)
         try:
             value_rows = [(run_id, period.key, *pick(v)) for v in values]
         except KeyError:
-            value_rows = [(run_id, period.key, *(v.get(c) for c in VALUE_COLUMNS[1:])) for v in values]
-        self.db.executemany(f"INSERT INTO item_value (run_id, {', '.join(VALUE_COLUMNS)}) VALUES ({', '.join('?' * (len(VALUE_COLUMNS) + 1))})", value_rows)
+            value_rows = [(run_id, period.key, *(v.get(c) for c in rest)) for v in values]
+        self.db.executemany(f"INSERT INTO item_value (run_id, period, {', '.join(rest)}) VALUES ({', '.join('?' * (len(rest) + 2))})", value_rows)
         self.db.executemany(
             f"INSERT INTO submission (run_id, {', '.join(SUBMISSION_COLUMNS)}) VALUES ({', '.join('?' * (len(SUBMISSION_COLUMNS) + 1))})",
             [(run_id, *(s.get(c) if c != "period" else period.key for c in SUBMISSION_COLUMNS)) for s in submissions],
@@ -397,9 +398,11 @@ def export_parquet(history: History, out: str | Path) -> int:
 
     names, rows = history.export_rows()
     frame = pd.DataFrame.from_records(rows, columns=list(names))
-    for col in ("target", "actual"):
-        frame[col] = frame[col].astype("float64")
-    frame["score"] = frame["score"].astype("Int64")
+    for col in names:  # typed as the history keeps them (derbyxl.record)
+        if VALUE_TYPES[col] == "REAL":
+            frame[col] = frame[col].astype("float64")
+        elif VALUE_TYPES[col] == "INTEGER":
+            frame[col] = frame[col].astype("Int64")
     frame.to_parquet(out, index=False)
     return len(frame)
 

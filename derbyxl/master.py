@@ -25,32 +25,11 @@ from derbyxl.periods import Period, uk_time
 from derbyxl.register import Register
 from derbyxl.summary import STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
+from derbyxl.record import DATA_COLUMNS
 from derbyxl.xlsx_util import row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
 STATUS_RULES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET, rag.NO_RETURN)
-DATA_COLUMNS = (
-    ("Ref", "ref", 14),
-    ("Kind", "kind", 9),
-    ("Portfolio", "portfolio", 30),
-    ("Theme", "theme", 18),
-    ("Description", "description", 50),
-    ("Unit", "unit", 9),
-    ("Actual", "actual", 13),
-    ("Target", "target", 12),
-    ("Status", "status", 12),
-    ("DoT", "dot", 14),
-    ("DoT compared with", "dot_against", 12),
-    ("DoT short term", "dot_short", 14),
-    ("DoT short term compared with", "dot_short_against", 12),
-    ("Previous actual", "previous_actual", 13),
-    ("Risk score", "score", 10),
-    ("Reported status", "status_word", 16),
-    ("Commentary", "commentary", 60),
-    ("Note", "note", 18),
-    ("Period", "period", 11),
-    ("Source file", "source_file", 30),
-)
 KIND_TITLES = (("action", "Actions identified in the Delivery Plan"), ("measure", "Delivery Plan measures"), ("project", "Priority projects"), ("risk", "Strategic risks"))
 
 
