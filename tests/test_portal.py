@@ -419,3 +419,22 @@ def test_the_commands_create_an_account_and_serve(tmp_path):
     store = Store(home / "portal.sqlite")
     assert store.check_password("alex", PASSWORD) and not store.check_password("alex", "wrong password")
     store.close()
+
+
+def test_stored_uploads_and_templates_get_the_umask(portal_app, good_dir):
+    import os
+    import stat
+
+    portal = portal_app.state.portal
+    token = portal.store.issue_link(GOV, Q4.key)
+    old = os.umask(0o027)
+    try:
+        with TestClient(portal_app) as c:
+            assert _upload(c, token, "a.xlsx", (good_dir / GOVERNANCE).read_bytes()).status_code == 200
+            assert c.get(f"/r/{token}/template").status_code == 200
+    finally:
+        os.umask(old)
+    (stored,) = portal.uploads_dir.iterdir()
+    (template,) = (portal.home / "templates").rglob("*.xlsx")
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o640 and stat.S_IMODE(template.stat().st_mode) == 0o640
+    assert template.parent.name == portal.register.fingerprint  # kept by register

@@ -9,7 +9,6 @@ import io
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
@@ -239,13 +238,15 @@ def _template_for(portal, portfolio: str) -> Path:
     from derbyxl.spec import template_filename
     from derbyxl.template import write_template
 
-    path = portal.home / "templates" / template_filename(portfolio, portal.period.key)
+    # Kept by register: a portal restarted with a changed register makes its templates afresh.
+    folder = portal.home / "templates" / portal.register.fingerprint
+    path = folder / template_filename(portfolio, portal.period.key)
     if not path.exists():
         previous = None
         if portal.history_path.exists():
             with History(portal.history_path) as h:
                 previous = h.latest_values(before=portal.period)
-        write_template(portal.register, portfolio, portal.period, portal.home / "templates", previous=previous)
+        write_template(portal.register, portfolio, portal.period, folder, previous=previous)
     return path
 
 
@@ -261,9 +262,10 @@ def check_upload(portal, link: Link, original_name: str, data: bytes) -> int:
     suffix = _SUFFIX.search(original_name or "")
     stored = portal.uploads_dir / (sha + (suffix.group(0).lower() if suffix else ""))
     if not stored.exists():
-        with tempfile.NamedTemporaryFile(dir=portal.uploads_dir, delete=False) as fh:
-            fh.write(data)
-        Path(fh.name).replace(stored)
+        from derbyxl.xlsx_util import atomic_path
+
+        with atomic_path(stored) as part:  # whole or not at all, with the user's umask
+            part.write_bytes(data)
     history = History(portal.history_path) if portal.history_path.exists() else None
     try:
         report = validate_paths([stored], portal.register, period=portal.period, runner=portal.runner, history=history)
