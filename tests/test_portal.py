@@ -438,3 +438,16 @@ def test_stored_uploads_and_templates_get_the_umask(portal_app, good_dir):
     (template,) = (portal.home / "templates").rglob("*.xlsx")
     assert stat.S_IMODE(stored.stat().st_mode) == 0o640 and stat.S_IMODE(template.stat().st_mode) == 0o640
     assert template.parent.name == portal.register.fingerprint  # kept by register
+
+
+def test_password_guessing_is_slowed_per_name(portal_app):
+    from derbyxl.portal.views import SIGN_IN_TRIES
+
+    with TestClient(portal_app) as c:
+        csrf = _csrf(c.get("/team/login").text)
+        for _ in range(SIGN_IN_TRIES):
+            assert c.post("/team/login", data={"csrf": csrf, "name": "alex", "password": "guess"}).status_code == 401
+        r = c.post("/team/login", data={"csrf": csrf, "name": "alex", "password": PASSWORD})
+        assert r.status_code == 429 and "Too many failed sign-ins" in r.text  # even the right one, for now
+        other = c.post("/team/login", data={"csrf": csrf, "name": "sam", "password": "guess"})
+        assert other.status_code == 401  # another name is not held up

@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +26,37 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: One consolidation at a time (the library refuses a second one; this keeps the message kind).
 _CONSOLIDATING = threading.Lock()
+#: Failed sign-ins a name may have in the window before it must wait for the window to pass.
+SIGN_IN_TRIES, SIGN_IN_WINDOW = 10, 15 * 60
+
+
+class _Tries:
+    """Failed sign-ins by name, in memory: guessing a team password is slowed to 10 tries a
+    quarter of an hour per name (on top of argon2's cost per try)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._failed: dict[str, list[float]] = {}
+
+    def blocked(self, name: str) -> int:
+        """Seconds until ``name`` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failed.get(name, []) if now - t < SIGN_IN_WINDOW]
+            self._failed[name] = recent
+            return int(SIGN_IN_WINDOW - (now - recent[0])) + 1 if len(recent) >= SIGN_IN_TRIES else 0
+
+    def failed(self, name: str) -> None:
+        with self._lock:
+            self._failed.setdefault(name, []).append(time.monotonic())
+
+    def cleared(self, name: str) -> None:
+        with self._lock:
+            self._failed.pop(name, None)
 
 
 def routes(portal, page) -> list[Route]:
+    tries = _Tries()
     def live_link(request: Request) -> Link:
         link = portal.store.link_for(request.path_params["token"])
         if link is None or link.period != portal.period.key:
@@ -99,9 +128,14 @@ def routes(portal, page) -> list[Route]:
         form = await request.form()
         check_csrf(team_csrf(request), form)
         name, password = str(form.get("name") or ""), str(form.get("password") or "")
+        wait = tries.blocked(name)
+        if wait:
+            return page(request, "login.html", status=429, csrf=team_csrf(request), failed=False, wait=(wait + 59) // 60, has_accounts=portal.store.has_accounts())
         ok = await run_in_threadpool(portal.store.check_password, name, password)
         if not ok:
+            tries.failed(name)
             return page(request, "login.html", status=401, csrf=team_csrf(request), failed=True, has_accounts=portal.store.has_accounts())
+        tries.cleared(name)
         request.session.clear()
         request.session["user"] = name
         request.session["csrf"] = secrets.token_urlsafe(16)
