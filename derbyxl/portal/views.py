@@ -311,7 +311,7 @@ def check_upload(portal, link: Link, original_name: str, data: bytes) -> int:
         fr.findings.insert(0, finding("other-portfolio", fr.workbook, f"this is the return for {fr.portfolio}; this page is for {link.portfolio}"))
     annotated = None
     if fr.findings:
-        name = f"{sha[:32]}_problems.xlsx"
+        name = f"{sha[:32]}_{link.id}_problems.xlsx"  # per link: the findings can differ by portfolio
         if annotate_file(fr, portal.home / "annotated", name=name) is not None:
             annotated = name
     by_ref = portal.register.by_ref
