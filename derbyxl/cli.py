@@ -76,6 +76,18 @@ def _load_register(path: Optional[Path], faulty_exit: int = 2, workers: bool = T
         raise typer.Exit(faulty_exit)
 
 
+def _due(text: Optional[str]):
+    """The date --due names (None when not given)."""
+    if not text:
+        return None
+    from derbyxl.read import as_date
+
+    day = as_date(text)
+    if day is None:
+        raise UsageError(f"--due {text!r} is not a date; write it like 2025-04-22 or 22/04/2025")
+    return day
+
+
 def _history_folder_exists(history: Optional[Path]) -> None:
     """A history named with --history must be in a folder that exists: a mistyped path would
     otherwise start an empty history, and a recorded quarter would no longer be protected."""
@@ -142,13 +154,7 @@ def templates(
 
     reg = _load_register(register)
     p = _period(period)
-    due_date = None
-    if due:
-        from derbyxl.read import as_date
-
-        due_date = as_date(due)
-        if due_date is None:
-            raise UsageError(f"--due {due!r} is not a date; write it like 2025-04-22 or 22/04/2025")
+    due_date = _due(due)
     previous = _previous_actuals(history, p)
     names = portfolio or reg.portfolios
     # Refreshed as templates arrive, not by rich's own thread: a process running a second
@@ -439,7 +445,7 @@ def serve(
 
     reg = _load_register(register)
     p = _period(period)
-    application = create_app(home, reg, p, due=due)
+    application = create_app(home, reg, p, due=_due(due))
     out.print(f"Portal for {p.label} at http://{host}:{port}/team (state in {home}); Ctrl+C stops it.", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

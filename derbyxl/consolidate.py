@@ -9,7 +9,6 @@ direction of travel from the register and history, write the master and record t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 from collections import Counter
@@ -20,6 +19,7 @@ from pathlib import Path
 from derbyxl import rag
 from derbyxl.baseline import NO_COMPARISON, baseline, comparable, year_ago
 from derbyxl.cache import FileCache
+from derbyxl.files import sha256_of
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
@@ -515,11 +515,3 @@ def restore(history_path: str | Path, period: Period | str, run_id: int) -> Run:
                 archived = archive_master(target, period, now)
             history.set_current(run, str(archived.resolve()) if archived else None)
         return history.run(run_id)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -193,6 +193,11 @@ def period_label(text: str | None) -> str | None:
         return text
 
 
+def long_date(day: dt.date) -> str:
+    """A date written out as a Cover and the portal show it: ``Monday 21 April 2025``."""
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
 def uk_time(iso: str | None) -> str:
     """A recorded time as a UK reader writes it: ``1 Dec 2026 07:23 UTC`` (the text as it is
     when it is not an ISO 8601 time)."""

@@ -174,24 +174,21 @@ class Runner:
                 self._pool = None
 
     def _started(self, tasks: int):
+        """The pool, started at the first call."""
         with self._starting:
-            return self._start(tasks)
+            if self._pool is None:
+                from pebble import ProcessPool  # imported when first needed: it starts threads
 
-    def _start(self, tasks: int):
-        if self._pool is None:
-            from pebble import ProcessPool  # imported when first needed: it starts threads
-
-            gc.disable()
-            try:
-                blob = pickle.dumps(self.setup_args, protocol=pickle.HIGHEST_PROTOCOL)
-            finally:
-                gc.enable()
-            umask = os.umask(0o022)  # reading it means setting it: put back at once
-            os.umask(umask)
-            self._pool = ProcessPool(
-                max_workers=self.workers if self._long_lived else max(1, min(self.workers, tasks)), initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context()
-            )
-        return self._pool
+                gc.disable()
+                try:
+                    blob = pickle.dumps(self.setup_args, protocol=pickle.HIGHEST_PROTOCOL)
+                finally:
+                    gc.enable()
+                umask = os.umask(0o022)  # reading it means setting it: put back at once
+                os.umask(umask)
+                workers = self.workers if self._long_lived else max(1, min(self.workers, tasks))
+                self._pool = ProcessPool(max_workers=workers, initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context())
+            return self._pool
 
     def each(self, task: Callable, inputs: Sequence[tuple], *, time_limit: float | None = None) -> Iterator[tuple[int, Any]]:
         """Start ``task(*inputs[i])`` for every ``i`` in the workers now, and return an
@@ -246,7 +243,7 @@ class Runner:
                         pending[self._schedule(pool, task, inputs, batch, time_limit)] = batch
                         continue
                 except BrokenProcessPool as exc:  # every worker ended before taking a task
-                    raise WorkersUnavailable(f"no worker process could start ({exc}); run with --debug to see why") from exc
+                    raise WorkersUnavailable(f"no worker process could start ({exc})") from exc
                 if len(batch) > 1:  # which one? each again on its own
                     for i in batch:
                         pending[self._schedule(pool, task, inputs, [i], time_limit)] = [i]

@@ -22,7 +22,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from derbyxl import __version__, rag
 from derbyxl.baseline import baseline
-from derbyxl.periods import Period
+from derbyxl.periods import Period, long_date
 from derbyxl.register import Item, Register
 from derbyxl.spec import (
     ACTUAL_PROMPTS,
@@ -307,7 +307,7 @@ def _write_cover(wb, f: _Formats, register: Register, portfolio: str, period: Pe
     info = [
         ("Portfolio", portfolio),
         ("Period", f"{period.label} ({period.start:%d %B %Y} to {period.end:%d %B %Y})"),
-        ("Due date", f"{due or period.due_date():%A %d %B %Y}"),
+        ("Due date", long_date(due or period.due_date())),
         ("Contact", contact),
         ("Items", ", ".join(f"{n} {name.lower()}" for name, n in counts.items())),
     ]

@@ -437,7 +437,7 @@ def test_stored_uploads_and_templates_get_the_umask(portal_app, good_dir):
     (stored,) = portal.uploads_dir.iterdir()
     (template,) = (portal.home / "templates").rglob("*.xlsx")
     assert stat.S_IMODE(stored.stat().st_mode) == 0o640 and stat.S_IMODE(template.stat().st_mode) == 0o640
-    assert template.parent.name == portal.register.fingerprint  # kept by register
+    assert template.parent.name == f"{portal.register.fingerprint}_{portal.due.isoformat()}"  # kept by register and due date
 
 
 def test_password_guessing_is_slowed_per_name(portal_app):
@@ -451,3 +451,21 @@ def test_password_guessing_is_slowed_per_name(portal_app):
         assert r.status_code == 429 and "Too many failed sign-ins" in r.text  # even the right one, for now
         other = c.post("/team/login", data={"csrf": csrf, "name": "sam", "password": "guess"})
         assert other.status_code == 401  # another name is not held up
+
+
+def test_the_page_and_the_template_give_the_same_due_date(tmp_path, register):
+    import datetime as dt
+
+    from openpyxl import load_workbook
+
+    app = create_app(tmp_path / "portal", register, Q4, workers=1, due=dt.date(2025, 4, 30))
+    token = app.state.portal.store.issue_link(GOV, Q4.key)
+    try:
+        with TestClient(app) as c:
+            page = c.get(f"/r/{token}").text
+            (tmp_path / "t.xlsx").write_bytes(c.get(f"/r/{token}/template").content)
+    finally:
+        app.state.portal.runner.close()
+    assert "due <strong>Wednesday 30 April 2025</strong>" in page
+    cover = load_workbook(tmp_path / "t.xlsx", read_only=True)["Cover"]
+    assert "Wednesday 30 April 2025" in [c for row in cover.iter_rows(values_only=True) for c in row]

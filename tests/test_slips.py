@@ -80,14 +80,19 @@ def test_forgot_register_on_validate_is_one_message_first(recorded):
     assert sorted((f["workbook"], f["code"]) for f in findings) == sorted((p.name, "other-register") for p in recorded["returns"].glob("*.xlsx"))
 
 
+def _refused_leaving_all_as_it_was(recorded, returns, words: str) -> None:
+    """Consolidating ``returns`` into the recorded quarter exits 1 saying ``words``, and the
+    outputs folder and history are as they were."""
+    before = state(recorded)
+    r = run("consolidate", returns, "--register", recorded["register"], "--period", "2025-26-Q1", "--out", recorded["out"])
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert state(recorded) == before
+
+
 def test_wrong_folder_writes_nothing_and_names_the_periods(recorded):
     register = load_register(recorded["register"])
     q4 = fill_quarter(register, Period.parse("2024-25-Q4"), recorded["tmp"] / "returns_q4", council_answers(**Q1_ACTUALS))
-    before = state(recorded)
-    r = run("consolidate", q4, "--register", recorded["register"], "--period", "2025-26-Q1", "--out", recorded["out"])
-    assert r.returncode == 1
-    assert "no valid return for 2025/26 Q1 among 3 file(s): 3 are for 2024/25 Q4 (is this the right folder, and the right --period?)" in r.stderr
-    assert state(recorded) == before
+    _refused_leaving_all_as_it_was(recorded, q4, "no valid return for 2025/26 Q1 among 3 file(s): 3 are for 2024/25 Q4 (is this the right folder, and the right --period?)")
 
 
 def test_returns_saved_in_other_formats_write_nothing(recorded):
@@ -97,11 +102,7 @@ def test_returns_saved_in_other_formats_write_nothing(recorded):
         shutil.copyfile(p, other / (p.stem + ".xlsm"))
     (other / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
     shutil.copyfile(next(recorded["returns"].glob("Place_*.xlsx")), other / "Place.ods")
-    before = state(recorded)
-    r = run("consolidate", other, "--register", recorded["register"], "--period", "2025-26-Q1", "--out", recorded["out"])
-    assert r.returncode == 1
-    assert "5 are not a workbook derbyxl reads" in r.stderr
-    assert state(recorded) == before
+    _refused_leaving_all_as_it_was(recorded, other, "5 are not a workbook derbyxl reads")
 
 
 def test_no_valid_return_in_a_fresh_quarter_writes_no_master(tmp_path):

@@ -16,9 +16,11 @@ text (Jinja2 autoescaping); errors are pages that say what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,10 +34,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from derbyxl.periods import Period, period_label, uk_time
+from derbyxl.periods import Period, long_date, period_label, uk_time
 from derbyxl.portal.store import Store
 from derbyxl.register import Register
 
@@ -64,7 +66,7 @@ class Portal:
     store: Store
     runner: object
     secret: bytes
-    due: str | None = None
+    due: dt.date | None = None
 
     @property
     def uploads_dir(self) -> Path:
@@ -85,14 +87,16 @@ class Portal:
 def load_secret(home: Path) -> bytes:
     """The key that signs cookies and CSRF tokens: made once, kept in ``HOME/portal.key``."""
     path = home / "portal.key"
-    if not path.exists():
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
+    if not path.exists():  # readable by this account alone from the first byte (not the umask: a secret)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
     return path.read_bytes()
 
 
-def create_app(home: str | Path, register: Register, period: Period | str, *, workers: int | None = None, due: str | None = None) -> Starlette:
-    """The portal for ``period`` over ``register``, keeping its state in ``home``."""
+def create_app(home: str | Path, register: Register, period: Period | str, *, workers: int | None = None, due: dt.date | None = None) -> Starlette:
+    """The portal for ``period`` over ``register``, keeping its state in ``home``; ``due`` is
+    the due date its pages and templates show (three weeks after the quarter by default)."""
     from derbyxl.validate import runner_for
     from derbyxl.xlsx_util import ensure_folder
 
@@ -101,16 +105,18 @@ def create_app(home: str | Path, register: Register, period: Period | str, *, wo
     for sub in ("uploads", "outputs", "annotated", "templates"):
         ensure_folder(home / sub)
     period = Period.parse(period)
-    due = due or period.due_date().strftime("%A %d %B %Y").replace(" 0", " ")  # as the template's Cover says
+    due = due or period.due_date()
     portal = Portal(home, register, period, Store(home / "portal.sqlite"), runner_for(register, workers, long_lived=True), load_secret(home), due)
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(["html"]))
-    env.globals.update(period_label=period_label, uk_time=uk_time)
+    env.globals.update(period_label=period_label, uk_time=uk_time, long_date=long_date)
 
     def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         html = env.get_template(name).render(request=request, portal=portal, **context)
         return HTMLResponse(html, status_code=status)
 
-    routes = _routes(portal, page)
+    from derbyxl.portal import views
+
+    routes = views.routes(portal, page)
     app = Starlette(
         routes=routes + [Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")],
         middleware=[Middleware(SessionMiddleware, secret_key=portal.secret.hex(), session_cookie="derbyxl_team", same_site="strict", https_only=False, max_age=8 * 3600)],
@@ -197,9 +203,3 @@ def _error_page(page):
         return page(request, "error.html", status=status, status_code=status, detail=detail)
 
     return handler
-
-
-def _routes(portal: Portal, page) -> list[Route]:
-    from derbyxl.portal import views
-
-    return views.routes(portal, page)

@@ -55,6 +55,10 @@ CREATE INDEX IF NOT EXISTS upload_portfolio ON upload (period, portfolio, id);
 _UPLOAD_COLUMNS = "id, portfolio, period, original_name, stored, sha256, received_at, valid, signed, errors, warnings, findings, statuses, annotated"
 
 
+#: A portfolio's states in the tracker, in the order it lists them (those to chase first).
+STATES = ("not returned", "returned with errors", "valid", "signed off")
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from derbyxl.portal.store import Link, Upload
+from derbyxl.portal.store import STATES, Link, Upload
 
 #: What a stored upload keeps of its original name: a plain extension (the checks go by it).
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")
@@ -147,11 +147,13 @@ def routes(portal, page) -> list[Route]:
         request.session.clear()
         return RedirectResponse("/team/login", status_code=303)
 
-    async def tracker(request: Request):
-        user = team_user(request)
+    def tracker_page(request: Request, user: str, status: int = 200, result=None, problem: str | None = None):
         rows = tracker_rows(portal)
-        counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("not returned", "returned with errors", "valid", "signed off")}
-        return page(request, "tracker.html", user=user, rows=rows, counts=counts, csrf=team_csrf(request), result=None, links=None)
+        counts = {state: sum(1 for r in rows if r["state"] == state) for state in STATES}
+        return page(request, "tracker.html", status=status, user=user, rows=rows, counts=counts, csrf=team_csrf(request), result=result, problem=problem)
+
+    async def tracker(request: Request):
+        return tracker_page(request, team_user(request))
 
     async def chase_csv(request: Request):
         team_user(request)
@@ -159,7 +161,7 @@ def routes(portal, page) -> list[Route]:
         w = csv.writer(out)
         w.writerow(["Portfolio", "State", "Last upload", "Errors", "Warnings", "Lead officers", "Emails"])
         for r in tracker_rows(portal):
-            if r["state"] != "signed off":
+            if r["state"] != STATES[-1]:
                 w.writerow([r["portfolio"], r["state"], r["received"] or "", r["errors"], r["warnings"], "; ".join(r["officers"]), "; ".join(r["emails"])])
         return _csv_response(out.getvalue(), f"chase_{portal.period.key}.csv")
 
@@ -197,9 +199,7 @@ def routes(portal, page) -> list[Route]:
         form = await request.form()
         check_csrf(team_csrf(request), form)
         result, problem = await run_in_threadpool(run_consolidation, portal, bool(form.get("replace")))
-        rows = tracker_rows(portal)
-        counts = {state: sum(1 for r in rows if r["state"] == state) for state in ("not returned", "returned with errors", "valid", "signed off")}
-        return page(request, "tracker.html", status=200 if result else 409, user=user, rows=rows, counts=counts, csrf=team_csrf(request), result=result, problem=problem)
+        return tracker_page(request, user, 200 if result else 409, result, problem)
 
     async def master(request: Request):
         team_user(request)
@@ -272,15 +272,15 @@ def _template_for(portal, portfolio: str) -> Path:
     from derbyxl.spec import template_filename
     from derbyxl.template import write_template
 
-    # Kept by register: a portal restarted with a changed register makes its templates afresh.
-    folder = portal.home / "templates" / portal.register.fingerprint
+    # Kept by register and due date: a portal restarted with either changed makes them afresh.
+    folder = portal.home / "templates" / f"{portal.register.fingerprint}_{portal.due.isoformat()}"
     path = folder / template_filename(portfolio, portal.period.key)
     if not path.exists():
         previous = None
         if portal.history_path.exists():
             with History(portal.history_path) as h:
                 previous = h.latest_values(before=portal.period)
-        write_template(portal.register, portfolio, portal.period, folder, previous=previous)
+        write_template(portal.register, portfolio, portal.period, folder, previous=previous, due=portal.due)
     return path
 
 
@@ -339,7 +339,7 @@ def tracker_rows(portal) -> list[dict]:
         rows.append(
             {
                 "portfolio": portfolio,
-                "state": up.state if up else "not returned",
+                "state": up.state if up else STATES[0],
                 "received": up.received_at if up else None,
                 "file": up.original_name if up else None,
                 "errors": up.errors if up else 0,
@@ -348,8 +348,7 @@ def tracker_rows(portal) -> list[dict]:
                 "emails": emails,
             }
         )
-    order = {"not returned": 0, "returned with errors": 1, "valid": 2, "signed off": 3}
-    return sorted(rows, key=lambda r: order[r["state"]])
+    return sorted(rows, key=lambda r: STATES.index(r["state"]))
 
 
 def run_consolidation(portal, replace: bool):
