@@ -57,16 +57,17 @@ def main_callback(
         os.environ["DERBYXL_DEBUG"] = "1"
 
 
-def _load_register(path: Optional[Path], faulty_exit: int = 2, workers: bool = True):
+def _load_register(path: Optional[Path], faulty_exit: int = 2, workers: bool = True, cache: Optional[Path] = None):
     """Load the register (the bundled sample when no path): a faulty one is a usage error
-    for the other commands (exit 2) and a finding for `register check` (exit 1)."""
+    for the other commands (exit 2) and a finding for `register check` (exit 1). With a
+    ``cache`` (a results database), a register checked before is read back from it."""
     from derbyxl.register import RegisterError, load_register, sample_register_path
     from derbyxl.runner import start_early
 
     if workers:  # a command that reads returns: their workers' server starts on another core meanwhile
         start_early()
     try:
-        return load_register(path or sample_register_path())
+        return load_register(path or sample_register_path(), cache=cache)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     except RegisterError as exc:
@@ -221,7 +222,7 @@ def validate(
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
     cache_path = _cache_path(history)
-    reg = _load_register(register)
+    reg = _load_register(register, cache=None if no_cache else cache_path)
     p = _period(period) if period else None
     with FileCache(cache_path) if not no_cache else nullcontext() as cache, _earlier_quarters(history or DEFAULT_HISTORY) as earlier:
         report = validate_paths(paths, reg, period=p, cache=cache, history=earlier)
@@ -333,7 +334,7 @@ def consolidate(
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
     _history_folder_exists(history)
-    reg = _load_register(register)
+    reg = _load_register(register, cache=None if no_cache else _cache_path(history))
     p = _period(period)
     try:
         result = run(returns, reg, p, out_dir, history_path=history, cache_path=_cache_path(history), strict=strict, replace=replace, use_cache=not no_cache)

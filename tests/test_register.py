@@ -301,3 +301,48 @@ def test_an_old_style_xls_register_says_what_to_do(tmp_path):
     with pytest.raises(RegisterError) as exc:
         load_register(path)
     assert "save it as Excel Workbook (.xlsx), or as CSV" in exc.value.problems[0].message
+
+
+def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_path, monkeypatch):
+    import sqlite3
+
+    import derbyxl.register as register_module
+
+    cache = tmp_path / "results.sqlite"
+    path = tmp_path / "register.csv"
+    path.write_bytes(sample_register_path().read_bytes())
+    first = load_register(path, cache=cache)
+    parses = []
+    real_parse = register_module.parse_register
+    monkeypatch.setattr(register_module, "parse_register", lambda *a, **k: parses.append(1) or real_parse(*a, **k))
+
+    # The same bytes elsewhere: read back, not parsed, and the same in every field.
+    elsewhere = tmp_path / "copy.csv"
+    elsewhere.write_bytes(path.read_bytes())
+    again = load_register(elsewhere, cache=cache)
+    assert parses == []
+    assert again.items == first.items and again.source == str(elsewhere)
+    assert again.fingerprint == first.fingerprint and again.portfolios == first.portfolios
+    assert any(item.tolerances is not register_module.KEY for item in again.items)  # the sample's own "Green within"
+
+    # A changed byte is another register: parsed, and its change seen.
+    path.write_bytes(path.read_bytes().replace(b"CS 01,", b"CS 0X,", 1))
+    changed = load_register(path, cache=cache)
+    assert parses == [1] and "CS 0X" in changed.by_ref and "CS 01" not in changed.by_ref
+
+    # A faulty register is never kept: it is parsed, and refused, every time.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().replace("measure", "measurement", 1))
+    for n in (2, 3):
+        with pytest.raises(RegisterError):
+            load_register(bad, cache=cache)
+        assert len(parses) == n
+
+    # A damaged entry is parsed again, not trusted; an unusable database is no failure.
+    db = sqlite3.connect(cache)
+    db.execute("UPDATE file_check SET payload = x'00' WHERE context = 'register'")
+    db.commit()
+    db.close()
+    assert load_register(elsewhere, cache=cache).items == first.items and len(parses) == 4
+    (tmp_path / "a-file.txt").write_text("")
+    assert load_register(elsewhere, cache=tmp_path / "a-file.txt" / "x.sqlite").items == first.items
