@@ -110,7 +110,8 @@ def measure(portfolios: int, work: Path, repeat: int = 5) -> dict:
 
 
 def report(result: dict) -> None:
-    print(f"register load ({result['csv']['items']:,} items, median of {len(result['csv']['walls'])} fresh processes):")
+    n = len(result["csv"]["walls"])
+    print(f"register load ({result['csv']['items']:,} items, {'median of %d fresh processes' % n if n > 1 else 'one fresh process'}):")
     for label, key in (("csv", "csv"), ("xlsx (calamine)", "xlsx"), ("xlsx rows via openpyxl (old)", "xlsx_openpyxl_rows_only")):
         step = result[key]
         print(f"  {label:<30}{step['median_s']:>8.2f} s{step['us_per_row']:>8.1f} us/row")

@@ -267,7 +267,7 @@ def main(argv=None):
     from register_load import measure as measure_register_load
     from register_load import report as report_register_load
 
-    register_load = measure_register_load(args.register_portfolios, work / "register-load", max(3, args.repeat)) if args.register_portfolios else None
+    register_load = measure_register_load(args.register_portfolios, work / "register-load", max(1, args.repeat)) if args.register_portfolios else None
 
     total = validate["wall"] + consolidate["wall"]
     result = {

@@ -28,6 +28,7 @@ first (the ``derbyxl`` command, pytest and web servers such as uvicorn already d
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 import os
@@ -256,6 +257,57 @@ class Runner:
         for i, result in self.each(task, inputs, time_limit=time_limit):
             results[i] = result
         return results
+
+
+#: Runners kept for the calls that follow (:func:`kept`): by setup function, its key and runner.
+_KEPT: dict[Callable | None, tuple[tuple, Runner]] = {}
+_KEEPING = threading.Lock()
+
+
+@contextmanager
+def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | None = None) -> Iterator[Runner]:
+    """A runner kept for later calls in this process, as loky's reusable executor is:
+    starting and ending a pool of workers costs about 0.1 s (pebble looks at its workers
+    every 0.1 s), which a quick command pays once but a program checking one return at a
+    time (a script, the tests) would pay on every call.
+
+    A call with the same ``setup``, the same ``setup_args`` (the very objects, such as the
+    same register), the same number of workers and the same umask gets the runner the last
+    one used; anything else ends that runner and starts another, so at most one is kept per
+    setup function. A kept runner starts all its workers (a later call may have more
+    inputs than the first). A call that fails ends its runner (its workers' state is not known);
+    those kept are ended when the process ends.
+    """
+    workers = workers or default_workers()
+    umask = os.umask(0o022)  # reading it means setting it: put back at once
+    os.umask(umask)
+    key = (tuple(map(id, setup_args)), workers, umask)
+    with _KEEPING:
+        old = _KEPT.get(setup)
+        if old is not None and old[0] == key:
+            runner = old[1]
+        else:
+            runner = Runner(setup=setup, setup_args=setup_args, workers=workers, long_lived=True)
+            _KEPT[setup] = (key, runner)  # holds setup_args, so their ids stay theirs
+    if old is not None and old[1] is not runner:
+        old[1].close()
+    try:
+        yield runner
+    except BaseException:
+        with _KEEPING:
+            if _KEPT.get(setup, (None, None))[1] is runner:
+                del _KEPT[setup]
+        runner.close(stop=True)
+        raise
+
+
+@atexit.register
+def _end_kept() -> None:
+    with _KEEPING:
+        runners = [runner for _, runner in _KEPT.values()]
+        _KEPT.clear()
+    for runner in runners:
+        runner.close()
 
 
 def _run_batch(task: Callable, inputs: list[tuple]) -> list:

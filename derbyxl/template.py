@@ -39,7 +39,7 @@ from derbyxl.spec import (
     template_filename,
 )
 from derbyxl.values import NUMBER_FORMATS
-from derbyxl.runner import Failed, Runner
+from derbyxl.runner import Failed, kept
 from derbyxl.xlsx_util import atomic_path, ensure_folder, row_height, write_number, write_text
 
 INPUT_FILL = "#FFF9DB"
@@ -521,7 +521,7 @@ def write_templates(
     ensure_folder(out_dir)  # a folder that cannot be written is said here, not in each worker
 
     written: dict[int, TemplateInfo] = {}
-    with Runner(setup=_use_register, setup_args=(register, previous), workers=workers) as runner:
+    with kept(_use_register, (register, previous), workers) as runner:
         for i, info in runner.each(_write_one, [(name, period, out_dir, password, generated_at, due) for name in names]):
             if isinstance(info, Failed):  # a worker died (out of memory?): write it here, where an error shows
                 info = write_template(register, names[i], period, out_dir, previous=previous, password=password, generated_at=generated_at, due=due)

@@ -29,7 +29,7 @@ from derbyxl.files import display_names, expand_paths, sha256_of
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import ReadError, read_return
 from derbyxl.register import Register
-from derbyxl.runner import Failed, Runner, few_collections
+from derbyxl.runner import Failed, Runner, few_collections, kept
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
@@ -326,7 +326,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, p
         by task index: the encoded result (for the cache) and the decoded report and records.
     """
     decoded: dict[int, tuple[bytes, tuple]] = {}
-    with nullcontext(runner) if runner is not None else runner_for(register, workers) as runner:
+    with nullcontext(runner) if runner is not None else kept(_use_register, (register, os.environ.get(DEBUG_ENV)), workers) as runner:
         done = runner.each(_check_one, [(path, name, limits) for _, path, name in tasks], time_limit=limits.max_seconds * 2)
         _import_schemas()  # pandas and pandera, for the checks across files, while the workers read
         for k, result in done:

@@ -19,7 +19,7 @@ from derbyxl.periods import Period
 from derbyxl.register import sample_answers_path
 from derbyxl.template import write_templates
 
-from .conftest import GOVERNANCE, KEY_EXCEPTIONS, Q4, convert_to_pdf, summary_rows
+from .conftest import GOVERNANCE, KEY_EXCEPTIONS, Q4, run, summary_rows
 from .faults import mutate, set_input
 
 # Seed 004 prints N/A for LCT PM06's direction although both years have a value (33.6% twice):
@@ -136,12 +136,6 @@ def test_master_structure(demo_master, register):
     assert exceptions and {r[4] for r in exceptions} <= {"Red", "Amber", "Amber/Red"}
     subs = list(wb["Submissions"].iter_rows(min_row=2, values_only=True))
     assert len(subs) == 9 and all(s[6] == "Yes" and len(s[2]) == 64 for s in subs)
-
-
-@pytest.mark.soffice
-def test_master_renders_in_libreoffice(demo_master, tmp_path):
-    pdf = convert_to_pdf(demo_master.master, tmp_path)
-    assert pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_invalid_left_out_missing_listed_and_resubmission_wins(tmp_path, register, returns_copy):
@@ -347,10 +341,7 @@ def test_a_master_that_cannot_be_put_in_place_records_no_history(tmp_path, regis
         assert h.values_for(Q4) == {} and h.periods() == []
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".xlsx") == [blocker.name]
     assert (blocker / "keep.txt").read_text() == "not derbyxl's"
-    r = subprocess.run(
-        [sys.executable, "-m", "derbyxl.cli", "consolidate", str(good_dir), "--period", "2024-25-Q4", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )
+    r = run("consolidate", good_dir, "--period", "2024-25-Q4", "--out", out)
     assert r.returncode == 1 and "could not be written" in r.stderr
     assert "Traceback" not in r.stderr and "Unexpected" not in r.stderr
 
@@ -408,12 +399,14 @@ def test_summary_counts_every_kind_and_no_return(tmp_path, register, returns_cop
 
 
 @pytest.mark.soffice
-def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, returns_copy, template_dir):
+def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, returns_copy, template_dir, demo_master):
+    """The master, a template and an annotated copy open in LibreOffice and print (PDF, then
+    PNG pages to look at)."""
     from derbyxl.annotate import annotate_report
     from derbyxl.validate import validate_paths
     from derbyxl.spec import SIGN_OFF
 
-    from .conftest import render_png, template_path
+    from .conftest import render_pngs, template_path
 
     good = returns_copy / GOVERNANCE
 
@@ -431,8 +424,7 @@ def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, re
     codes = {f.code for f in report.files[[fr.workbook for fr in report.files].index(GOVERNANCE)].findings}
     assert {"percent-as-whole", "not-a-number", "missing-actual", "invalid-risk-rating", "missing-sign-off"} <= codes, codes
     (annotated,) = [p for p in annotate_report(report, tmp_path / "annotated") if "Governance" in p.name]
-    master = consolidate(returns_copy, register, Q4, tmp_path / "out").master
     out = tmp_path / "png"
     out.mkdir()
-    pages = render_png(master, out, 1, 3) + render_png(template_path(template_dir, "Governance"), out, 1, 2) + render_png(annotated, out, 1, 4)
-    assert len(pages) >= 6
+    pages = render_pngs(out, (demo_master.master, 1, 3), (template_path(template_dir, "Governance"), 1, 2), (annotated, 1, 4))
+    assert len(pages) >= 6 and (out / (demo_master.master.stem + ".pdf")).read_bytes().startswith(b"%PDF")

@@ -262,8 +262,10 @@ def _shot(driver, name: str) -> None:
 def _downloaded(folder: Path, pattern: str, timeout: float = 20) -> Path:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        done = [p for p in folder.glob(pattern) if not p.name.endswith(".crdownload")]
-        if done:
+        # Chromium writes into NAME.crdownload beside an empty NAME it reserves, and renames
+        # when done: a download is finished when no .crdownload is left and it has bytes.
+        done = [p for p in folder.glob(pattern) if not p.name.endswith(".crdownload") and p.stat().st_size > 0]
+        if done and not any(folder.glob("*.crdownload")):
             return done[0]
         time.sleep(0.1)
     raise AssertionError(f"nothing matching {pattern} was downloaded to {folder}: {list(folder.iterdir())}")

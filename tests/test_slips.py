@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,11 @@ from derbyxl.periods import Period
 from derbyxl.register import load_register
 from derbyxl.template import write_templates
 
-from .conftest import council_answers, write_council_register
+from .conftest import council_answers, run, write_council_register
 
 Q1 = Period.parse("2025-26-Q1")
 Q1_ACTUALS = dict(AH_01=0.91, AH_02=9, PL_01=104, PL_02=140, RS_01=0.29, RS_02=300_000)
 
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "derbyxl.cli", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def fill_quarter(register, period, folder: Path, answers, *, skip=()) -> Path:
