@@ -155,9 +155,10 @@ def libreoffice_convert_all(paths: list[Path], out_dir: Path, target: str, suffi
     return made
 
 
-def libreoffice_edit(src: Path, dst: Path, ops: list[dict]) -> Path:
-    """Open ``src`` in a real LibreOffice through UNO, delete or insert rows as an officer
-    would (``tests/lo_edit.py``), and save it to ``dst``."""
+def libreoffice_edit(*jobs: tuple[Path, Path, list[dict]]) -> list[Path]:
+    """Open each ``src`` in a real LibreOffice through UNO, delete or insert rows as an
+    officer would (``tests/lo_edit.py``), and save it to ``dst``: jobs of (src, dst, ops),
+    all done by one start of LibreOffice. Returns the ``dst`` paths."""
     import json
 
     python = Path("/usr/bin/python3")
@@ -166,9 +167,11 @@ def libreoffice_edit(src: Path, dst: Path, ops: list[dict]) -> Path:
     probe = subprocess.run([str(python), "-c", "import uno"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip("Debian's python3-uno is not installed")
-    subprocess.run([str(python), str(Path(__file__).parent / "lo_edit.py"), str(src), str(dst), json.dumps(ops)], check=True, capture_output=True, timeout=240)
-    assert dst.exists(), f"LibreOffice wrote nothing for {src.name}"
-    return dst
+    spec = json.dumps([[str(src), str(dst), ops] for src, dst, ops in jobs])
+    subprocess.run([str(python), str(Path(__file__).parent / "lo_edit.py"), spec], check=True, capture_output=True, timeout=240)
+    for src, dst, _ in jobs:
+        assert dst.exists(), f"LibreOffice wrote nothing for {src.name}"
+    return [dst for _, dst, _ in jobs]
 
 
 #: A council's own register, small: three portfolios of its own naming, a cumulative measure

@@ -1,9 +1,10 @@
 """Edit a workbook in a real LibreOffice, as an officer would, through UNO (Debian's python3-uno).
 
-Run by the system Python, not the project's: ``/usr/bin/python3 tests/lo_edit.py IN OUT OPS``
-where OPS is JSON, a list of ``{"sheet": NAME, "do": "delete" | "insert", "row": N}`` (1-based
-rows, applied in order; a protected sheet is unprotected first, as an officer must). The file
-is saved as .xlsx (``Calc MS Excel 2007 XML``) or, for an OUT ending .ods, as OpenDocument.
+Run by the system Python, not the project's: ``/usr/bin/python3 tests/lo_edit.py JOBS`` where
+JOBS is JSON, a list of ``[IN, OUT, OPS]``, all done by one start of LibreOffice; OPS is a list
+of ``{"sheet": NAME, "do": "delete" | "insert", "row": N}`` (1-based rows, applied in order; a
+protected sheet is unprotected first, as an officer must). Each file is saved as .xlsx (``Calc
+MS Excel 2007 XML``) or, for an OUT ending .ods, as OpenDocument.
 """
 import json
 import os
@@ -24,7 +25,7 @@ def prop(name, value):
     return p
 
 def main():
-    src, dst, ops = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    jobs = json.loads(sys.argv[1])
     pipe = "derbyxl" + uuid.uuid4().hex
     profile = tempfile.mkdtemp()
     proc = subprocess.Popen(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--invisible", "--norestore", f"--accept=pipe,name={pipe};urp;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -38,18 +39,8 @@ def main():
             except Exception:
                 time.sleep(0.1)
         desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-        doc = desktop.loadComponentFromURL(uno.systemPathToFileUrl(os.path.abspath(src)), "_blank", 0, (prop("Hidden", True),))
-        for op in ops:
-            sheet = doc.Sheets.getByName(op["sheet"])
-            if sheet.isProtected():
-                sheet.unprotect("")
-            if op["do"] == "delete":
-                sheet.Rows.removeByIndex(op["row"] - 1, 1)
-            elif op["do"] == "insert":
-                sheet.Rows.insertByIndex(op["row"] - 1, 1)
-        kind = "calc8" if dst.lower().endswith(".ods") else "Calc MS Excel 2007 XML"
-        doc.storeToURL(uno.systemPathToFileUrl(os.path.abspath(dst)), (prop("FilterName", kind),))
-        doc.close(True)
+        for src, dst, ops in jobs:
+            edit(desktop, src, dst, ops)
     finally:
         try:
             desktop.terminate()
@@ -60,6 +51,21 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def edit(desktop, src, dst, ops):
+    doc = desktop.loadComponentFromURL(uno.systemPathToFileUrl(os.path.abspath(src)), "_blank", 0, (prop("Hidden", True),))
+    for op in ops:
+        sheet = doc.Sheets.getByName(op["sheet"])
+        if sheet.isProtected():
+            sheet.unprotect("")
+        if op["do"] == "delete":
+            sheet.Rows.removeByIndex(op["row"] - 1, 1)
+        elif op["do"] == "insert":
+            sheet.Rows.insertByIndex(op["row"] - 1, 1)
+    kind = "calc8" if dst.lower().endswith(".ods") else "Calc MS Excel 2007 XML"
+    doc.storeToURL(uno.systemPathToFileUrl(os.path.abspath(dst)), (prop("FilterName", kind),))
+    doc.close(True)
 
 
 if __name__ == "__main__":

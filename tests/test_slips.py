@@ -337,22 +337,25 @@ def test_returns_edited_in_libreoffice_are_judged_on_their_content(tmp_path, reg
     from derbyxl.validate import validate_file
 
     good = good_dir / "Governance-and-Finance_2024-25-Q4.xlsx"
-    # A blank row deleted below the table: LibreOffice writes an empty row 1,048,576.
-    blank = libreoffice_edit(good, tmp_path / "blank-deleted.xlsx", [{"sheet": "Measures", "do": "delete", "row": 30}])
+    blank, again, gone = libreoffice_edit(
+        # A blank row deleted below the table: LibreOffice writes an empty row 1,048,576.
+        (good, tmp_path / "blank-deleted.xlsx", [{"sheet": "Measures", "do": "delete", "row": 30}]),
+        # A row inserted in the table and deleted again.
+        (good, tmp_path / "insert-delete.xlsx", [{"sheet": "Measures", "do": "insert", "row": 3}, {"sheet": "Measures", "do": "delete", "row": 3}]),
+        # An item's row deleted: that item is missing, nothing else is wrong.
+        (good, tmp_path / "item-deleted.xlsx", [{"sheet": "Measures", "do": "delete", "row": 3}]),
+    )
     import zipfile
 
     with zipfile.ZipFile(blank) as zf:
         sheets = b"".join(zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/sheet"))
     assert b'<row r="1048576"' in sheets and b":J1048576" in sheets  # what LibreOffice really wrote
     assert _codes(validate_file(blank, register, period=Q4_SAMPLE)) == []
-    # A row inserted in the table and deleted again.
-    again = libreoffice_edit(good, tmp_path / "insert-delete.xlsx", [{"sheet": "Measures", "do": "insert", "row": 3}, {"sheet": "Measures", "do": "delete", "row": 3}])
     assert _codes(validate_file(again, register, period=Q4_SAMPLE)) == []
     # An item's row deleted: that item is missing, nothing else is wrong.
     from openpyxl import load_workbook
 
     second = load_workbook(good, read_only=True)["Measures"].cell(3, 1).value
-    gone = libreoffice_edit(good, tmp_path / "item-deleted.xlsx", [{"sheet": "Measures", "do": "delete", "row": 3}])
     assert _codes(validate_file(gone, register, period=Q4_SAMPLE)) == [("Measures", second, "missing-item")]
 
 
