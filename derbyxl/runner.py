@@ -262,6 +262,8 @@ class Runner:
 #: Runners kept for the calls that follow (:func:`kept`): by setup function, its key and runner.
 _KEPT: dict[Callable | None, tuple[tuple, Runner]] = {}
 _KEEPING = threading.Lock()
+#: Threads ending runners that were replaced (waited for when the process ends).
+_ENDING: list[threading.Thread] = []
 
 
 @contextmanager
@@ -273,10 +275,10 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
 
     A call with the same ``setup``, the same ``setup_args`` (the very objects, such as the
     same register), the same number of workers and the same umask gets the runner the last
-    one used; anything else ends that runner and starts another, so at most one is kept per
-    setup function. A kept runner starts all its workers (a later call may have more
-    inputs than the first). A call that fails ends its runner (its workers' state is not known);
-    those kept are ended when the process ends.
+    one used; anything else ends that runner (on a thread, without waiting) and starts
+    another, so at most one is kept per setup function. A kept runner starts all its
+    workers (a later call may have more inputs than the first). A call that fails ends its
+    runner (its workers' state is not known); those kept are ended when the process ends.
     """
     workers = workers or default_workers()
     umask = os.umask(0o022)  # reading it means setting it: put back at once
@@ -290,7 +292,11 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
             runner = Runner(setup=setup, setup_args=setup_args, workers=workers, long_lived=True)
             _KEPT[setup] = (key, runner)  # holds setup_args, so their ids stay theirs
     if old is not None and old[1] is not runner:
-        old[1].close()
+        # Ended on a thread: its workers are idle, and pebble takes up to 0.1 s to notice.
+        ending = threading.Thread(target=old[1].close, name="derbyxl-runner-end", daemon=True)
+        ending.start()
+        with _KEEPING:
+            _ENDING[:] = [t for t in _ENDING if t.is_alive()] + [ending]
     try:
         yield runner
     except BaseException:
@@ -306,8 +312,11 @@ def _end_kept() -> None:
     with _KEEPING:
         runners = [runner for _, runner in _KEPT.values()]
         _KEPT.clear()
+        ending = list(_ENDING)
     for runner in runners:
         runner.close()
+    for thread in ending:
+        thread.join()
 
 
 def _run_batch(task: Callable, inputs: list[tuple]) -> list:

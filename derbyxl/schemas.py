@@ -69,9 +69,17 @@ def schema_for(kind: str) -> pa.DataFrameSchema:
     return _SCHEMAS[kind]
 
 
+_PREPARED = False
+
+
 def prepare() -> None:
     """Build every schema and let pandera load its pandas backend (which it does on first
-    use, importing a good many modules), so that this is done before the values arrive."""
+    use, importing a good many modules), so that this is done before the values arrive.
+    Once in a process: each later call (a web portal's every upload) is free."""
+    global _PREPARED
+    if _PREPARED:
+        return
+    _PREPARED = True
     for spec in SHEETS:
         try:
             schema_for(spec.kind).validate(_frame(spec, [], {}), lazy=True)

@@ -39,8 +39,14 @@ def demo_master(tmp_path_factory, register, good_dir):
     return consolidate(good_dir, register, Q4, out)
 
 
-def test_data_sheet_has_every_item_with_key_statuses(demo_master, register):
-    ws = _load(demo_master.master)["Data"]
+@pytest.fixture(scope="module")
+def demo_book(demo_master):
+    """The demo master as openpyxl reads it, once for the tests that only look (0.5 s a load)."""
+    return _load(demo_master.master)
+
+
+def test_data_sheet_has_every_item_with_key_statuses(demo_book, register):
+    ws = demo_book["Data"]
     rows = list(ws.iter_rows(values_only=True))
     header = rows[0]
     for col in ("Ref", "Kind", "Portfolio", "Theme", "Description", "Unit", "Actual", "Target", "Status", "DoT", "Previous actual", "Commentary", "Period", "Risk score"):
@@ -95,9 +101,9 @@ def _hand_summary(theme):
 
 
 @pytest.mark.parametrize("theme", ["A City of Growth", "A Green City", "A Resilient City", "A Vibrant City", "Working Smarter"])
-def test_summary_per_theme_matches_hand_computation(demo_master, theme):
+def test_summary_per_theme_matches_hand_computation(demo_book, theme):
     counts, met, improved, compared, actions, projects = _hand_summary(theme)
-    row = summary_rows(_load(demo_master.master)["Summary"])[theme]
+    row = summary_rows(demo_book["Summary"])[theme]
     assert {k: row[k.title() + "s"] for k in ("measure", "action", "project", "risk")} == counts
     # Each percentage beside what it is out of: "% improved" counts only real comparisons.
     assert row["out of (% measures improved on last year)"] == compared
@@ -108,9 +114,9 @@ def test_summary_per_theme_matches_hand_computation(demo_master, theme):
         assert (got == "-") if want is None else got == pytest.approx(want)
 
 
-def test_published_theme_counts(demo_master):
+def test_published_theme_counts(demo_book):
     """The counts seed 004 prints on its first page."""
-    rows = {label: (r["Measures"], r["Actions"], r["Projects"], r["Risks"]) for label, r in summary_rows(_load(demo_master.master)["Summary"]).items()}
+    rows = {label: (r["Measures"], r["Actions"], r["Projects"], r["Risks"]) for label, r in summary_rows(demo_book["Summary"]).items()}
     assert rows["A City of Growth"] == (27, 9, 11, 1)
     assert rows["A Green City"] == (9, 12, 6, 1)
     assert rows["A Resilient City"] == (51, 21, 3, 3)
@@ -118,8 +124,8 @@ def test_published_theme_counts(demo_master):
     assert rows["Working Smarter"] == (5, 6, 4, 13)
 
 
-def test_master_structure(demo_master, register):
-    wb = _load(demo_master.master)
+def test_master_structure(demo_book, register):
+    wb = demo_book
     assert wb.sheetnames[0] == "Summary" and wb.sheetnames[-4:] == ["Trends", "Exceptions", "Submissions", "Data"]
     assert len(wb.sheetnames) == 5 + len(register.portfolios)
     # Tab names whole words, unique (a portfolio's name cut at a word, no "and" hanging).

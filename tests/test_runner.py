@@ -124,3 +124,39 @@ def test_few_collections_restores_the_thresholds_after_the_last_block_in_any_thr
     release.set()
     thread.join(10)
     assert gc.get_threshold() == before
+
+
+def test_a_kept_runner_serves_the_same_setup_again_and_no_other():
+    from derbyxl.runner import kept
+
+    first_args, other_args = (100,), (200,)
+    with kept(tasks.setup, first_args, workers=2) as a:
+        one = a.run(tasks.square, [(i,) for i in range(4)])
+        pool = a._pool
+    with kept(tasks.setup, first_args, workers=2) as b:
+        two = b.run(tasks.square, [(i,) for i in range(4)])
+    assert b is a and b._pool is pool and pool.active, "the same pool of workers, not a new one"
+    assert len({r[1] for r in one + two}) <= 2 and all(r[2] == 1 for r in one + two), "set up once each"
+    # Other arguments (another register): another runner with its own workers and setup.
+    with kept(tasks.setup, other_args, workers=2) as c:
+        three = c.run(tasks.square, [(i,) for i in range(4)])
+    assert c is not a and [r[0] for r in three] == [i * i + 200 for i in range(4)]
+    assert not {r[1] for r in three} & {r[1] for r in one}
+    from derbyxl.runner import _ENDING
+
+    for thread in list(_ENDING):  # the one replaced is ended, on a thread of its own
+        thread.join(timeout=30)
+    assert a._pool is None
+    # Another umask: files its workers write must get it, so another runner.
+    old = os.umask(0o077)
+    try:
+        with kept(tasks.setup, other_args, workers=2) as d:
+            d.run(tasks.square, [(1,)])
+    finally:
+        os.umask(old)
+    assert d is not c
+    # A call that fails ends its runner: the next call gets a fresh one.
+    with pytest.raises(ValueError), kept(tasks.setup, other_args, workers=2) as e:
+        e.run(tasks.raises, [(0,)])
+    with kept(tasks.setup, other_args, workers=2) as f:
+        assert f is not e and f.run(tasks.square, [(2,)])[0][0] == 204
