@@ -117,18 +117,29 @@ def returns_copy(tmp_path, good_dir):
     return d
 
 
+@pytest.fixture(scope="session")
+def saved_by_libreoffice(tmp_path_factory, template_dir, good_dir) -> dict[str, tuple[Path, Path]]:
+    """Workbooks opened in LibreOffice and saved again as .xlsx (it rewrites every part: its
+    own styles, shared strings, the very hidden stamp), all by one start of it: by name, the
+    workbook as derbyxl or openpyxl wrote it and as LibreOffice saved it. ``template`` is
+    Governance's template; ``return`` its filled return with "about 7" in LPD PM06's Actual."""
+    from .faults import mutate, set_input
+
+    src = tmp_path_factory.mktemp("before-libreoffice")
+    books = {
+        "template": shutil.copyfile(template_path(template_dir, "Governance"), src / "template.xlsx"),
+        "return": mutate(good_dir / GOVERNANCE, src / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 7")),
+    }
+    saved = libreoffice_convert_all(list(books.values()), tmp_path_factory.mktemp("saved-by-libreoffice"), "xlsx:Calc MS Excel 2007 XML", ".xlsx")
+    return {name: (Path(before), after) for (name, before), after in zip(books.items(), saved)}
+
+
 def template_path(template_dir: Path, portfolio_prefix: str) -> Path:
     return next(p for p in template_dir.glob("*.xlsx") if p.name.startswith(portfolio_prefix))
 
 
 def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
-
-
-def convert_to_pdf(path: Path, out_dir: Path) -> Path:
-    pdf = libreoffice_convert(path, out_dir, "pdf", ".pdf")
-    assert pdf.stat().st_size > 1000, f"LibreOffice produced no PDF for {path.name}"
-    return pdf
 
 
 def libreoffice_convert(path: Path, out_dir: Path, target: str, suffix: str) -> Path:

@@ -406,8 +406,8 @@ def test_summary_counts_every_kind_and_no_return(tmp_path, register, returns_cop
 
 @pytest.mark.soffice
 def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, returns_copy, template_dir, demo_master):
-    """The master, a template and an annotated copy open in LibreOffice and print (PDF, then
-    PNG pages to look at)."""
+    """The master, two templates and an annotated copy open in LibreOffice and print (PDF,
+    then PNG pages to look at), through one start of it."""
     from derbyxl.annotate import annotate_report
     from derbyxl.validate import validate_paths
     from derbyxl.spec import SIGN_OFF
@@ -432,5 +432,5 @@ def test_master_template_and_annotated_copy_render_to_png(tmp_path, register, re
     (annotated,) = [p for p in annotate_report(report, tmp_path / "annotated") if "Governance" in p.name]
     out = tmp_path / "png"
     out.mkdir()
-    pages = render_pngs(out, (demo_master.master, 1, 3), (template_path(template_dir, "Governance"), 1, 2), (annotated, 1, 4))
-    assert len(pages) >= 6 and (out / (demo_master.master.stem + ".pdf")).read_bytes().startswith(b"%PDF")
+    pages = render_pngs(out, (demo_master.master, 1, 3), (template_path(template_dir, "Governance"), 1, 2), (template_path(template_dir, "Children"), 1, 1), (annotated, 1, 4))
+    assert len(pages) >= 7 and (out / (demo_master.master.stem + ".pdf")).read_bytes().startswith(b"%PDF")

@@ -35,12 +35,20 @@ def fill_quarter(register, period, folder: Path, answers, *, skip=()) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def q1_returns(tmp_path_factory) -> Path:
+    """The council's filled 2025/26 Q1 returns, made once (each test works on a copy)."""
+    tmp = tmp_path_factory.mktemp("q1")
+    register = load_register(write_council_register(tmp / "register.csv"))
+    return fill_quarter(register, Q1, tmp / "returns_q1", council_answers(**Q1_ACTUALS))
+
+
 @pytest.fixture
-def recorded(tmp_path):
+def recorded(tmp_path, q1_returns):
     """A council's 2025/26 Q1, consolidated: its register, returns, output folder and master."""
     reg_path = write_council_register(tmp_path / "register.csv")
     register = load_register(reg_path)
-    returns = fill_quarter(register, Q1, tmp_path / "returns_q1", council_answers(**Q1_ACTUALS))
+    returns = Path(shutil.copytree(q1_returns, tmp_path / "returns_q1"))  # with their times
     out = tmp_path / "outputs"
     result = consolidate(returns, register, Q1, out)
     assert result.master.exists() and not result.missing

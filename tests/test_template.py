@@ -13,7 +13,7 @@ from derbyxl.demo import fill_return
 from derbyxl.read import read_return
 from derbyxl.spec import FORMAT_VERSION, SHEET_BY_NAME, STAMP_SHEET
 
-from .conftest import Q4, convert_to_pdf, template_path
+from .conftest import Q4, template_path
 
 
 def _load(path):
@@ -207,12 +207,6 @@ def test_previous_actual_from_history(tmp_path, register):
     assert rows["CM PM10"][header.index("Previous actual")].value == pytest.approx(0.951)
 
 
-@pytest.mark.soffice
-def test_template_renders_in_libreoffice(tmp_path, template_dir):
-    pdf = convert_to_pdf(template_path(template_dir, "Children"), tmp_path)
-    assert pdf.read_bytes().startswith(b"%PDF")
-
-
 def test_quick_formula_path_gives_what_xlsxwriter_gives(register):
     import xlsxwriter
     from xlsxwriter.worksheet import Worksheet
@@ -245,15 +239,13 @@ def test_structure_is_protected_so_sheets_cannot_be_shown_or_removed(tmp_path, r
 
 
 @pytest.mark.soffice
-def test_the_stamp_sheet_stays_hidden_through_a_save_in_libreoffice(tmp_path, template_dir):
+def test_the_stamp_sheet_stays_hidden_through_a_save_in_libreoffice(saved_by_libreoffice):
     # LibreOffice 7.4 does not apply an .xlsx's structure protection when it opens one (checked
     # through UNO: the document reports itself unprotected), so there the stamp sheet is only
     # hidden; it stays so when the return is saved, and the stamp reads back.
     from openpyxl import load_workbook
 
-    from .conftest import libreoffice_convert
-
-    saved = libreoffice_convert(template_path(template_dir, "Governance"), tmp_path, "xlsx:Calc MS Excel 2007 XML", ".xlsx")
+    _, saved = saved_by_libreoffice["template"]
     assert load_workbook(saved)["_derbyxl"].sheet_state in ("hidden", "veryHidden")
     assert read_return(saved).stamp["portfolio"] == "Governance and Finance"
 

@@ -213,17 +213,24 @@ def _sparklines(path, sheet: str) -> list[tuple[str, int]]:
     return [(f, int(cell[1:])) for f, cell in re.findall(r"<x14:sparkline><xm:f>([^<]+)</xm:f><xm:sqref>([A-Z]+\d+)</xm:sqref>", xml)]
 
 
+@pytest.fixture(scope="module")
+def two_quarters(tmp_path_factory):
+    """A history of two quarters consolidated, 2024/25 Q4 and 2025/26 Q1 (read, never changed)."""
+    tmp = tmp_path_factory.mktemp("two-quarters")
+    reg_path = write_council_register(tmp / "register.csv")
+    register = load_register(reg_path)
+    out = tmp / "outputs"
+    _quarter(tmp, reg_path, register, "2024-25-Q4", LAST_YEAR, out)
+    _quarter(tmp, reg_path, register, "2025-26-Q1", YEAR["2025-26-Q1"], out)
+    return out / "history.sqlite"
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_history_export_round_trips_with_every_column_a_pivot_needs(tmp_path, suffix):
+def test_history_export_round_trips_with_every_column_a_pivot_needs(tmp_path, two_quarters, suffix):
     import pandas as pd
 
-    reg_path = write_council_register(tmp_path / "register.csv")
-    register = load_register(reg_path)
-    out = tmp_path / "outputs"
-    _quarter(tmp_path, reg_path, register, "2024-25-Q4", LAST_YEAR, out)
-    _quarter(tmp_path, reg_path, register, "2025-26-Q1", YEAR["2025-26-Q1"], out)
     dest = tmp_path / f"history{suffix}"
-    assert main(["history", "export", "--history", str(out / "history.sqlite"), "--out", str(dest)]) == 0
+    assert main(["history", "export", "--history", str(two_quarters), "--out", str(dest)]) == 0
     frame = pd.read_csv(dest, encoding="utf-8-sig") if suffix == ".csv" else pd.read_parquet(dest)
     wanted = {"period", "ref", "kind", "portfolio", "theme", "description", "unit", "polarity", "target", "actual", "status", "dot_short", "dot_short_against", "dot", "dot_against", "commentary", "source_file", "sha256"}
     assert wanted <= set(frame.columns) and len(frame) == 20
