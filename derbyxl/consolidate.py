@@ -351,14 +351,15 @@ def consolidate(
         # The new master takes the old one's place inside the recording, so that when it
         # cannot (on Windows, the old one open in Excel), the quarter is not recorded either.
         # Paths recorded whole, so that `history restore` finds them from any folder.
-        with history.recording(period, result.generated_at, register.fingerprint, str(target.resolve()), values, submissions) as finish:
+        with history.recording(period, result.generated_at, register.fingerprint, str(target.resolve()), values, submissions) as recording:
             archived = None
             try:
                 with atomic_path(target) as tmp:
                     write_master(tmp, register, result)
-                    finish["master_sha256"] = sha256_of(tmp)
+                    recording.wait()  # the rows are in before the master takes the old one's place
+                    recording.master_sha256 = sha256_of(tmp)
                     archived = archive_master(target, period, recorded)
-                    finish["archived"] = str(archived.resolve()) if archived else None
+                    recording.archived = str(archived.resolve()) if archived else None
             except NotReplaced as exc:
                 if archived is not None:
                     archived.unlink(missing_ok=True)

@@ -117,6 +117,31 @@ class HistoryBusy(Exception):
     """Another process holds the history database for writing."""
 
 
+class Recording:
+    """What :meth:`History.recording` gives its block: the rows being inserted on a thread,
+    and what the block learns of the master."""
+
+    def __init__(self, insert):
+        self.master_sha256: str | None = None
+        self.archived: str | None = None
+        self._done: dict = {}
+        self.thread = threading.Thread(target=self._run, args=(insert,), name="derbyxl-history", daemon=True)
+        self.thread.start()
+
+    def _run(self, insert) -> None:
+        try:
+            self._done["ids"] = insert()
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by wait()
+            self._done["error"] = exc
+
+    def wait(self) -> tuple:
+        """Wait for the rows to be in; raise what stopped them, if anything did."""
+        self.thread.join()
+        if "error" in self._done:
+            raise self._done["error"]
+        return self._done["ids"]
+
+
 class History:
     """The history database. Use as a context manager, or call :meth:`close`.
 
@@ -342,36 +367,27 @@ class History:
     @contextmanager
     def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
         """Record a run around the block (the master being written and put in place), in
-        one transaction: the rows are inserted while the block runs (on a thread of this
-        process: SQLite does its part without Python's lock, so at 1,000 returns the 1.9 s
-        of inserting overlap the master's writing), and committed only when both have
-        succeeded; if either fails, or this process dies, nothing is recorded.
+        one transaction committed only when the block succeeds; if it fails, or this process
+        dies, nothing is recorded.
 
-        The block gets a dict to fill in with what it learns: ``master_sha256`` (the new
-        master's) and ``archived`` (where the master it replaced was put).
+        The rows are inserted while the block writes the master, on a thread of this process
+        (SQLite does its part without Python's lock: at 1,000 returns most of the 1.9 s of
+        inserting overlaps the master's writing). The block gets a :class:`Recording`: it
+        calls ``wait()`` once the master is written and before it takes the old one's place,
+        so that a master is never put in place for a run whose rows could not be inserted,
+        and fills in ``master_sha256`` and ``archived`` (where the master it replaced went).
 
         Raises:
             HistoryBusy: when another consolidation is writing (before the block runs).
         """
-        finish: dict = {}
         with self.transaction():
-            inserted: dict = {}
-
-            def insert() -> None:
-                try:
-                    inserted["ids"] = self._insert(period, run_at, register_fingerprint, master, values, submissions)
-                except BaseException as exc:  # noqa: BLE001 - raised again below, in the caller's thread
-                    inserted["error"] = exc
-
-            inserting = threading.Thread(target=insert, name="derbyxl-history", daemon=True)
-            inserting.start()
+            recording = Recording(lambda: self._insert(period, run_at, register_fingerprint, master, values, submissions))
             try:
-                yield finish
+                yield recording
             finally:
-                inserting.join()  # before the rollback or commit, whatever the block did
-            if "error" in inserted:
-                raise inserted["error"]
-            self._finish(*inserted["ids"], finish)
+                recording.thread.join()  # before the rollback or commit, whatever the block did
+            ids = recording.wait()
+            self._finish(*ids, {"master_sha256": recording.master_sha256, "archived": recording.archived})
 
     def export_rows(self) -> tuple[tuple[str, ...], list[tuple]]:
         """Every item value of each period's current run: the column names and the rows."""

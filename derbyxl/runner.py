@@ -274,7 +274,7 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
     time (a script, the tests) would pay on every call.
 
     A call with the same ``setup``, the same ``setup_args`` (the very objects, such as the
-    same register), the same number of workers and the same umask gets the runner the last
+    same register; texts and numbers by value), the same number of workers and the same umask gets the runner the last
     one used; anything else ends that runner (on a thread, without waiting) and starts
     another, so at most one is kept per setup function. A kept runner starts all its
     workers (a later call may have more inputs than the first). A call that fails ends its
@@ -283,7 +283,8 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
     workers = workers or default_workers()
     umask = os.umask(0o022)  # reading it means setting it: put back at once
     os.umask(umask)
-    key = (tuple(map(id, setup_args)), workers, umask)
+    # Objects by identity (a register is not compared item by item), plain values by value.
+    key = (tuple(a if a is None or isinstance(a, (str, int, float)) else id(a) for a in setup_args), workers, umask)
     with _KEEPING:
         old = _KEPT.get(setup)
         if old is not None and old[0] == key:

@@ -3,6 +3,7 @@
 import csv
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -328,6 +329,26 @@ def test_disk_full_while_writing_leaves_previous_state(tmp_path, register, good_
     assert [p.name for p in out.iterdir() if p.suffix == ".xlsx"] == [first.master.name]
     with History(out / "history.sqlite") as h:
         assert h.values_for(Q4) == history_before
+
+
+def test_a_history_that_cannot_be_written_leaves_the_old_master_in_place(tmp_path, register, good_dir, monkeypatch):
+    # The rows are inserted while the master is written; if they cannot be, the new master
+    # must not take the old one's place (the two always agree).
+    out = tmp_path / "out"
+    first = consolidate(good_dir, register, Q4, out)
+    before = first.master.read_bytes()
+
+    def fails(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(History, "_insert", fails)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        consolidate(good_dir, register, Q4, out, replace=True)
+    monkeypatch.undo()
+    assert first.master.read_bytes() == before and not (out / "archive").exists()
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".xlsx") == [first.master.name]
+    with History(out / "history.sqlite") as h:
+        assert [r.id for r in h.runs(Q4)] == [1]
 
 
 def test_a_master_that_cannot_be_put_in_place_records_no_history(tmp_path, register, good_dir):

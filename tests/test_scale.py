@@ -294,6 +294,14 @@ def test_history_recorded_alongside_commits_only_with_the_master(tmp_path):
             with h.recording(Q4, "now", "fp", "m.xlsx", values, []):
                 raise RuntimeError("master failed")
         assert h.values_for(Q4) == {} and h.periods() == []
+        # Rows that cannot be inserted: wait() says so before the block would put a master
+        # in place, and nothing is recorded.
+        placed = []
+        with pytest.raises(sqlite3.Error):
+            with h.recording(Q4, "now", "fp", "m.xlsx", [{**values[0], "actual": object()}], []) as recording:
+                recording.wait()
+                placed.append("master")
+        assert placed == [] and h.values_for(Q4) == {} and h.periods() == []
         with h.recording(Q4, "now", "fp", "m.xlsx", values, []):
             pass
         assert h.values_for(Q4)["A 1"]["actual"] == 1.0
