@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -146,17 +144,23 @@ def test_main_returns_exit_codes():
 
 
 @pytest.mark.parametrize("columns", [80, 160])
-def test_findings_read_at_80_columns_and_file_names_are_whole(tmp_path, good_dir, columns):
-    import os
+def test_findings_read_at_80_columns_and_file_names_are_whole(tmp_path, good_dir, columns, monkeypatch):
+    from rich.console import Console
+
+    import derbyxl.cli as cli
 
     from .faults import mutate, set_input
 
     long_name = "Governance-and-Finance_2024-25-Q4 v2 CORRECTED after the call with Finance.xlsx"
     mutate(good_dir / "Governance-and-Finance_2024-25-Q4.xlsx", tmp_path / long_name, lambda wb: set_input(wb, "Measures", "CM PM03", "Actual", "lots"))
-    r = subprocess.run([sys.executable, "-m", "derbyxl.cli", "validate", str(tmp_path / long_name), "--period", "2024-25-Q4"], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": str(columns)})
+    # The command's consoles as a terminal COLUMNS wide makes them (rich reads it as they are made).
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr(cli, "out", Console())
+    monkeypatch.setattr(cli, "err", Console(stderr=True, soft_wrap=True))
+    r = run("validate", tmp_path / long_name, "--period", "2024-25-Q4")
     assert r.returncode == 1
     lines = r.stdout.splitlines()
-    assert all(len(line) <= columns for line in lines)
+    assert all(len(line) <= columns for line in lines) and max(map(len, lines)) > columns - 20  # the width was used
     assert "…" not in r.stdout  # nothing cut short
     joined = "".join(line.strip("│ ") for line in lines)
     assert long_name.replace(" ", "") in joined.replace(" ", "")
