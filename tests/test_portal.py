@@ -32,6 +32,16 @@ GOV = "Governance and Finance"
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def _quick_hashes(monkeypatch):
+    """argon2id at its lowest cost in this process (0.1 s a hash otherwise, paid by every
+    sign-in): what is tested is the portal's behaviour, not argon2's cost. The commands run
+    as processes of their own below hash with argon2's defaults."""
+    from derbyxl.portal.store import Store
+
+    monkeypatch.setattr(Store, "HASHER_OPTIONS", {"time_cost": 1, "memory_cost": 8, "parallelism": 1})
+
+
 @pytest.fixture
 def portal_app(tmp_path, register):
     app = create_app(tmp_path / "portal", register, Q4, workers=2)

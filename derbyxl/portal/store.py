@@ -129,20 +129,25 @@ class Store:
 
     # -- team accounts --
 
-    def add_account(self, name: str, password: str) -> None:
+    #: argon2's parameters for new hashes (its defaults: about 0.1 s a hash; tests lower them).
+    HASHER_OPTIONS: dict = {}
+
+    def _hasher(self):
         from argon2 import PasswordHasher
 
-        self._run("INSERT OR REPLACE INTO account VALUES (?, ?, ?)", (name, PasswordHasher().hash(password), now()))
+        return PasswordHasher(**self.HASHER_OPTIONS)
+
+    def add_account(self, name: str, password: str) -> None:
+        self._run("INSERT OR REPLACE INTO account VALUES (?, ?, ?)", (name, self._hasher().hash(password), now()))
 
     def has_accounts(self) -> bool:
         return self._one("SELECT 1 FROM account LIMIT 1") is not None
 
     def check_password(self, name: str, password: str) -> bool:
-        from argon2 import PasswordHasher
         from argon2.exceptions import InvalidHashError, VerificationError
 
         row = self._one("SELECT password_hash FROM account WHERE name = ?", (name,))
-        hasher = PasswordHasher()
+        hasher = self._hasher()
         if row is None:
             hasher.hash(password)  # the same time taken for a name that does not exist
             return False
