@@ -26,7 +26,7 @@ from derbyxl.history import History, Run, items_with_data
 from derbyxl.periods import Period, period_key, period_label, uk_time
 from derbyxl.register import Register
 from derbyxl.runner import few_collections
-from derbyxl.validate import validate_paths
+from derbyxl.validate import runner_for, validate_paths
 from derbyxl.xlsx_util import OutputNotWritable, ensure_folder
 
 
@@ -311,7 +311,10 @@ def consolidate(
     sources = returns if isinstance(returns, (list, tuple)) else [returns]
     with _lock(out_dir), History(history_path) as history, FileCache(cache_path or history_path) as cache:
         latest = history.latest_values(before=period)  # each measure's baseline, for the checks and the rows
-        report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, workers=workers)
+        # Workers of its own, ended once the files are read: each holds a copy of the register,
+        # not wanted while the master is written (validate_paths would keep them for later calls).
+        with runner_for(register, workers) as runner:
+            report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, runner=runner)
         if report.other_register:
             raise RegisterMismatch(f"{report.other_register}. Nothing was written; the master and history are as they were.")
         subs, chosen = choose_submissions(report, register, period)
