@@ -274,3 +274,11 @@ def render_pngs(out_dir: Path, *books: tuple[Path, int, int]) -> list[Path]:
         assert mine and all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 5000 for p in mine)
         pages += mine
     return pages
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tiers first (LibreOffice, the browser, the benchmark: seconds each), so that
+    when the tests run on several cores the quick ones fill in around them rather than
+    leaving one core with a slow test at the end. The order is otherwise the files'."""
+    slow = ("bench", "soffice", "browser")
+    items.sort(key=lambda item: 0 if any(item.get_closest_marker(m) for m in slow) else 1)
