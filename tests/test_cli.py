@@ -8,7 +8,7 @@ import pytest
 
 from derbyxl.cli import app, main
 
-from .conftest import run
+from .conftest import run, run_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +43,10 @@ def test_usage_errors_exit_2(tmp_path):
     assert r.returncode == 2 and "not a period" in r.stderr and "Traceback" not in r.stderr
     assert run("register", "check", tmp_path / "missing.csv").returncode == 2
     assert run("frobnicate").returncode == 2
+    # The same codes from the command as a process of its own (python -m derbyxl.cli).
+    r = run_process("validate", tmp_path / "nope.xlsx")
+    assert r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr
+    assert run_process("frobnicate").returncode == 2
 
 
 def test_validate_json_and_exit_codes(good_dir, tmp_path):
