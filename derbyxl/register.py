@@ -261,6 +261,8 @@ def _from_compact(compact: bytes, source: str, fingerprints: dict[str, str]) -> 
         ValueError, TypeError, EOFError, zlib.error: when ``compact`` is damaged.
     """
     columns = marshal.loads(zlib.decompress(compact))
+    if len(columns) != len(Item._fields) or len({len(c) for c in columns}) != 1 or not columns[0]:
+        raise ValueError("the compact register has columns missing, empty or of unequal lengths")
     columns[_TOLERANCES_AT] = [KEY if t is None else Tolerances(*t) for t in columns[_TOLERANCES_AT]]
     register = Register(list(map(Item._make, zip(*columns))), source=source)
     register._fingerprints.update(fingerprints)
@@ -424,8 +426,10 @@ def _kept(cache: str | Path, digest: str, source: str) -> Register | None:
         return None
     try:
         fingerprints, compact = marshal.loads(blob)
+        if fingerprints.get("") != digest[:16]:
+            return None  # another file's: parsed again
         return _from_compact(compact, source, fingerprints)
-    except (ValueError, TypeError, EOFError, zlib.error):
+    except (ValueError, TypeError, AttributeError, EOFError, zlib.error):
         return None  # damaged: parsed again
 
 

@@ -1,3 +1,4 @@
+import contextlib
 import csv
 import os
 from pathlib import Path
@@ -304,8 +305,6 @@ def test_an_old_style_xls_register_says_what_to_do(tmp_path):
 
 
 def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_path, monkeypatch):
-    import sqlite3
-
     import derbyxl.register as register_module
 
     cache = tmp_path / "results.sqlite"
@@ -338,11 +337,37 @@ def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_pa
             load_register(bad, cache=cache)
         assert len(parses) == n
 
-    # A damaged entry is parsed again, not trusted; an unusable database is no failure.
-    db = sqlite3.connect(cache)
-    db.execute("UPDATE file_check SET payload = x'00' WHERE context = 'register'")
-    db.commit()
-    db.close()
-    assert load_register(elsewhere, cache=cache).items == first.items and len(parses) == 4
+    # A damaged entry is parsed again, not trusted: garbage, another file's entry under this
+    # file's key, an entry with an item's column cut short. An unusable database is no failure.
+    import marshal
+    import zlib
+
+    from derbyxl.register import _digest
+
+    key = _digest(elsewhere)
+    fingerprints, compact = marshal.loads(_payload(cache, key))
+    columns = marshal.loads(zlib.decompress(compact))
+    short = marshal.dumps((fingerprints, zlib.compress(marshal.dumps([*columns[:-1], columns[-1][:-1]]))))
+    changed_key = _digest(path)
+    for payload in (b"\x00", _payload(cache, changed_key), short):
+        _set_payload(cache, key, payload)
+        assert load_register(elsewhere, cache=cache).items == first.items
+    assert len(parses) == 3 + 3  # each of the three parsed again (and kept again)
     (tmp_path / "a-file.txt").write_text("")
+    parses.clear()
     assert load_register(elsewhere, cache=tmp_path / "a-file.txt" / "x.sqlite").items == first.items
+
+
+def _payload(cache, key: str) -> bytes:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(cache)) as db:
+        return bytes(db.execute("SELECT payload FROM file_check WHERE sha256 = ? AND context = 'register'", (key,)).fetchone()[0])
+
+
+def _set_payload(cache, key: str, payload: bytes) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(cache)) as db:
+        db.execute("UPDATE file_check SET payload = ? WHERE sha256 = ? AND context = 'register'", (payload, key))
+        db.commit()
