@@ -26,7 +26,6 @@ Q1 = Period.parse("2025-26-Q1")
 Q1_ACTUALS = dict(AH_01=0.91, AH_02=9, PL_01=104, PL_02=140, RS_01=0.29, RS_02=300_000)
 
 
-
 def fill_quarter(register, period, folder: Path, answers, *, skip=()) -> Path:
     templates = folder.parent / f"templates-{folder.name}"
     for info in write_templates(register, period, templates):
