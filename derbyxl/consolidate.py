@@ -24,6 +24,7 @@ from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
 from derbyxl.periods import Period, period_key, period_label, uk_time
+from derbyxl.record import Record
 from derbyxl.register import Register
 from derbyxl.runner import few_collections
 from derbyxl.validate import runner_for, validate_paths
@@ -78,7 +79,7 @@ class Result:
     submissions: list[Submission]
     missing: list[str]
     invalid: list[str]
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Record] = field(default_factory=list)
     generated_at: str = ""
     #: The quarters the Trends sheet shows (keys, oldest first, this one last: recorded ones
     #: only) and each measure's (actual, status) in them, by ref; None in a quarter without one.
@@ -174,8 +175,9 @@ def build_rows(
     chosen: dict[str, Submission],
     history: History | None,
     latest: dict[str, tuple[str, float]] | None = None,
-) -> list[dict]:
-    """One row per register item with status and direction of travel.
+) -> list[Record]:
+    """One :class:`~derbyxl.record.Record` per register item, with status and direction of
+    travel (its period is the quarter's, not set on each).
 
     A measure is shown with the target for the quarter (:meth:`Item.target_for`) and its
     baseline (:mod:`derbyxl.baseline`). Its direction of travel in the short term compares
@@ -199,51 +201,40 @@ def build_rows(
         rec, sub = by_ref.get(ref, nothing)
         measure = item.kind == "measure"
         earlier = baseline(item, period, latest) if measure else None
-        row = {
-            "ref": ref,
-            "kind": item.kind,
-            "portfolio": item.portfolio,
-            "theme": item.theme,
-            "description": item.description,
-            "unit": item.unit,
-            "polarity": item.polarity,
-            "target": item.target_for(quarter) if measure else None,
-            "actual": None,
-            "status": rag.NO_RETURN,
-            "status_word": None,
-            "score": None,
-            "commentary": None,
-            "note": None,
-            "source_file": None,
-            "sha256": None,
-            "dot_short": None,
-            "dot_short_against": None,
-            "dot": None,
-            "dot_against": None,
-            "previous_actual": earlier.value if earlier else None,
-        }  # 21 keys at most: a dict of more takes twice the memory (200,000 rows of them)
+        row = Record(
+            ref=ref,
+            kind=item.kind,
+            portfolio=item.portfolio,
+            theme=item.theme,
+            description=item.description,
+            unit=item.unit,
+            polarity=item.polarity,
+            target=item.target_for(quarter) if measure else None,
+            status=rag.NO_RETURN,
+            previous_actual=earlier.value if earlier else None,
+        )
         if rec is not None:
-            actual = row["actual"] = rec.get("actual")
-            row["status"] = rec.get("status")
-            row["status_word"] = rec.get("status_word")
-            score = row["score"] = rec.get("score")
-            row["commentary"] = rec.get("commentary")
-            row["note"] = rec.get("note")
-            row["source_file"] = sub.report.workbook
-            row["sha256"] = sub.report.sha256
+            actual = row.actual = rec.get("actual")
+            row.status = rec.get("status")
+            row.status_word = rec.get("status_word")
+            score = row.score = rec.get("score")
+            row.commentary = rec.get("commentary")
+            row.note = rec.get("note")
+            row.source_file = sub.report.workbook
+            row.sha256 = sub.report.sha256
             if item.kind == "risk" and score is not None:
-                row["status_word"] = f"Risk score {score}"
+                row.status_word = f"Risk score {score}"
             elif measure and actual is not None:
                 if earlier is not None and earlier.period == before_key:
-                    row["dot_short"] = direction(actual, comparable(item, earlier, period), item.polarity)
-                    row["dot_short_against"] = before_label
+                    row.dot_short = direction(actual, comparable(item, earlier, period), item.polarity)
+                    row.dot_short_against = before_label
                 else:
-                    row["dot_short"] = NO_COMPARISON
+                    row.dot_short = NO_COMPARISON
                 ago = year_ago(item, period, then)
                 if ago is not None:
-                    row["dot"], row["dot_against"] = direction(actual, ago.value, item.polarity), period_label(ago.period)
+                    row.dot, row.dot_against = direction(actual, ago.value, item.polarity), period_label(ago.period)
                 else:
-                    row["dot"] = NO_COMPARISON
+                    row.dot = NO_COMPARISON
         rows.append(row)
     return rows
 
@@ -377,7 +368,7 @@ def consolidate(
 TREND_QUARTERS = 8
 
 
-def trends(history: History, period: Period, rows: list[dict]) -> tuple[list[str], dict[str, list]]:
+def trends(history: History, period: Period, rows: list[Record]) -> tuple[list[str], dict[str, list]]:
     """Each measure's actual and status over the last recorded quarters (at most
     :data:`TREND_QUARTERS`, this one last, from the history's current runs: only quarters that
     were really recorded appear)."""
@@ -425,7 +416,7 @@ def _no_valid_return(report: Report, period: Period) -> str:
 _NOT_XLSX = ("wrong-file-type", "legacy-xls", "macro-workbook", "password-protected")
 
 
-def _refuse_if_worse(recorded: Run, register: Register, valid_returns: int, values: list[dict], out_dir: Path) -> None:
+def _refuse_if_worse(recorded: Run, register: Register, valid_returns: int, values: list[Record], out_dir: Path) -> None:
     """Raise :class:`WouldLoseData` when this run would record less than the current one."""
     with_data = items_with_data(values)
     lost = []

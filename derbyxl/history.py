@@ -28,7 +28,7 @@ from typing import Iterable
 
 from derbyxl import rag
 from derbyxl.periods import Period
-from derbyxl.record import VALUE_COLUMNS, VALUE_TYPES
+from derbyxl.record import VALUE_COLUMNS, VALUE_TYPES, Record
 from derbyxl.xlsx_util import OutputNotWritable, looks_like_formula
 
 #: The layout's version, kept in SQLite's user_version; older databases are brought up to it.
@@ -318,10 +318,10 @@ class History:
         ).lastrowid
         self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
         rest = [c for c in VALUE_COLUMNS if c != "period"]  # the period is the run's
-        pick = operator.itemgetter(*rest)
-        try:
+        if all(isinstance(v, Record) for v in values):  # as consolidate builds them
+            pick = operator.attrgetter(*rest)
             value_rows = [(run_id, period.key, *pick(v)) for v in values]
-        except KeyError:
+        else:  # mappings, a key left out read as None
             value_rows = [(run_id, period.key, *(v.get(c) for c in rest)) for v in values]
         self.db.executemany(f"INSERT INTO item_value (run_id, period, {', '.join(rest)}) VALUES ({', '.join('?' * (len(rest) + 2))})", value_rows)
         self.db.executemany(

@@ -522,9 +522,9 @@ def _data(wb, f, result, name, splicer: Splicer):
         for c in numeric:
             styles[c] = style
         by_unit[unit] = styles
-    # Every row is of the quarter: its Period cell is the same, not a key of each row's dict.
+    # Every row is of the quarter: its Period cell is the same, not set on each record.
     at_period = keys.index("period")
-    pick = operator.itemgetter(*(k for k in keys if k != "period"))
+    pick = operator.attrgetter(*(k for k in keys if k != "period"))
     period_key = result.period.key
 
     def xml():
@@ -532,8 +532,8 @@ def _data(wb, f, result, name, splicer: Splicer):
         for r, row in enumerate(rows, start=1):
             values = list(pick(row))
             values.insert(at_period, period_key)
-            if row["kind"] == "measure":
-                styles = by_unit[row["unit"] or "number"]
+            if row.kind == "measure":
+                styles = by_unit[row.unit or "number"]
             else:
                 styles = plain
                 for c in numeric:  # words for actions, projects and risks
