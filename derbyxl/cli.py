@@ -334,10 +334,11 @@ def consolidate(
     if not returns.exists():
         raise UsageError(f"no such folder: {returns}")
     _history_folder_exists(history)
-    reg = _load_register(register, cache=None if no_cache else _cache_path(history))
+    cache_path = _cache_path(history)
+    reg = _load_register(register, cache=None if no_cache else cache_path)
     p = _period(period)
     try:
-        result = run(returns, reg, p, out_dir, history_path=history, cache_path=_cache_path(history), strict=strict, replace=replace, use_cache=not no_cache)
+        result = run(returns, reg, p, out_dir, history_path=history, cache_path=cache_path, strict=strict, replace=replace, use_cache=not no_cache)
     except (ConsolidationBusy, HistoryBusy, MasterNotWritten, Refused) as exc:
         err.print(f"[red]Not consolidated:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1)

@@ -321,7 +321,7 @@ def consolidate(
             result.trend_periods, result.trends = trends(history, period, rows)
         if strict and (missing or any(not s.report.valid for s in subs)):
             return result
-        values = [r for r in rows if r["status"] != rag.NO_RETURN]
+        values = [r for r in rows if r.status != rag.NO_RETURN]
         recorded = history.current_run(period)
         if recorded is not None and not replace:
             _refuse_if_worse(recorded, register, len(chosen), values, out_dir)
@@ -376,14 +376,14 @@ def trends(history: History, period: Period, rows: list[Record]) -> tuple[list[s
     recorded = {p: history.values_for(p) for p in earlier}
     out: dict[str, list] = {}
     for row in rows:
-        if row["kind"] != "measure":
+        if row.kind != "measure":
             continue
-        ref = row["ref"]
+        ref = row.ref
         series = []
         for p in earlier:
             v = recorded[p].get(ref)
             series.append((v["actual"], v["status"]) if v else None)
-        series.append((row["actual"], row["status"]) if row["status"] != rag.NO_RETURN else None)
+        series.append((row.actual, row.status) if row.status != rag.NO_RETURN else None)
         out[ref] = series
     return [*earlier, period.key], out
 

@@ -41,6 +41,8 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
+from derbyxl.xlsx_util import current_umask
+
 #: Set DERBYXL_WORKERS to the number of worker processes (default: one per core, at most 4).
 WORKERS_ENV = "DERBYXL_WORKERS"
 #: Modules the fork server imports once, so that each worker starts with them loaded.
@@ -185,8 +187,7 @@ class Runner:
                     blob = pickle.dumps(self.setup_args, protocol=pickle.HIGHEST_PROTOCOL)
                 finally:
                     gc.enable()
-                umask = os.umask(0o022)  # reading it means setting it: put back at once
-                os.umask(umask)
+                umask = current_umask()
                 workers = self.workers if self._long_lived else max(1, min(self.workers, tasks))
                 self._pool = ProcessPool(max_workers=workers, initializer=_start_worker, initargs=(self._setup, blob, umask), context=_context())
             return self._pool
@@ -274,15 +275,14 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
     time (a script, the tests) would pay on every call.
 
     A call with the same ``setup``, the same ``setup_args`` (the very objects, such as the
-    same register; texts and numbers by value), the same number of workers and the same umask gets the runner the last
-    one used; anything else ends that runner (on a thread, without waiting) and starts
+    same register; texts and numbers by value), the same number of workers and the same
+    umask gets the runner the last one used; anything else ends that runner (on a thread, without waiting) and starts
     another, so at most one is kept per setup function. A kept runner starts all its
     workers (a later call may have more inputs than the first). A call that fails ends its
     runner (its workers' state is not known); those kept are ended when the process ends.
     """
     workers = workers or default_workers()
-    umask = os.umask(0o022)  # reading it means setting it: put back at once
-    os.umask(umask)
+    umask = current_umask()
     # Objects by identity (a register is not compared item by item), plain values by value.
     key = (tuple(a if a is None or isinstance(a, (str, int, float)) else id(a) for a in setup_args), workers, umask)
     with _KEEPING:

@@ -71,9 +71,10 @@ def validate_paths(
         workers: processes reading files at once (default
             :func:`derbyxl.runner.default_workers`). Files are always read in worker
             processes (:mod:`derbyxl.runner`), never in this one.
-        runner: the workers to use, made by :func:`runner_for` with this register, for a
-            program that validates again and again (a web portal); by default workers are
-            started for this call and stopped at its end.
+        runner: the workers to use, made by :func:`runner_for` with this register (a web
+            portal's, long-lived; or one the caller ends when it wants the workers' memory
+            back). By default the workers are kept for later calls with the same register
+            (:func:`derbyxl.runner.kept`) and end with the process.
 
     Returns:
         A :class:`Report` with one :class:`FileReport` per file, in path order.
@@ -95,7 +96,7 @@ def validate_paths(
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
-    if runner is not None and runner.setup_args[:1] != (register,):
+    if runner is not None and runner.setup_args[0] is not register:
         raise ValueError("the runner was made for another register: make it with runner_for(register)")
     fresh = _stage_all(todo, register, limits, workers, progress, runner) if todo else {}
     from derbyxl.schemas import check_values
@@ -310,10 +311,15 @@ def _import_schemas() -> None:
     importlib.import_module("derbyxl.schemas").prepare()  # pandas and pandera, for later
 
 
+def _setup_args(register: Register) -> tuple:
+    """What :func:`_use_register` gets in each worker: the register and the caller's --debug."""
+    return register, os.environ.get(DEBUG_ENV)
+
+
 def runner_for(register: Register, workers: int | None = None, long_lived: bool = False) -> Runner:
     """Worker processes that check files against ``register``; a ``long_lived`` one is for
     passing to :func:`validate_paths` again and again (close it at the end)."""
-    return Runner(setup=_use_register, setup_args=(register, os.environ.get(DEBUG_ENV)), workers=workers, long_lived=long_lived)
+    return Runner(setup=_use_register, setup_args=_setup_args(register), workers=workers, long_lived=long_lived)
 
 
 def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress, runner: Runner | None = None) -> dict[int, tuple[bytes, tuple]]:
@@ -326,7 +332,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, p
         by task index: the encoded result (for the cache) and the decoded report and records.
     """
     decoded: dict[int, tuple[bytes, tuple]] = {}
-    with nullcontext(runner) if runner is not None else kept(_use_register, (register, os.environ.get(DEBUG_ENV)), workers) as runner:
+    with nullcontext(runner) if runner is not None else kept(_use_register, _setup_args(register), workers) as runner:
         done = runner.each(_check_one, [(path, name, limits) for _, path, name in tasks], time_limit=limits.max_seconds * 2)
         _import_schemas()  # pandas and pandera, for the checks across files, while the workers read
         for k, result in done:

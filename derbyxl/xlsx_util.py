@@ -89,7 +89,7 @@ def ensure_folder(folder: str | Path) -> Path:
     return folder
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where the system says it (Linux), which
     is safe with threads; elsewhere set and restored at once."""
     try:
@@ -107,7 +107,7 @@ def _umask() -> int:
 def new_file_mode() -> int:
     """The mode an ordinary new file gets here (0o666 less the umask): what ``open()`` gives,
     and what derbyxl's atomically written files must get too (a temporary file is made 0o600)."""
-    return 0o666 & ~_umask()
+    return 0o666 & ~current_umask()
 
 
 @contextmanager

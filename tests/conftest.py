@@ -130,7 +130,7 @@ def saved_by_libreoffice(tmp_path_factory, template_dir, good_dir) -> dict[str, 
         "template": shutil.copyfile(template_path(template_dir, "Governance"), src / "template.xlsx"),
         "return": mutate(good_dir / GOVERNANCE, src / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 7")),
     }
-    saved = libreoffice_convert_all(list(books.values()), tmp_path_factory.mktemp("saved-by-libreoffice"), "xlsx:Calc MS Excel 2007 XML", ".xlsx")
+    saved = libreoffice_convert(list(books.values()), tmp_path_factory.mktemp("saved-by-libreoffice"), "xlsx:Calc MS Excel 2007 XML", ".xlsx")
     return {name: (Path(before), after) for (name, before), after in zip(books.items(), saved)}
 
 
@@ -142,24 +142,24 @@ def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def libreoffice_convert(path: Path, out_dir: Path, target: str, suffix: str) -> Path:
-    """Open ``path`` in LibreOffice and save it into ``out_dir`` (``target`` as soffice's
-    --convert-to takes it), as an officer using LibreOffice would."""
-    return libreoffice_convert_all([path], out_dir, target, suffix)[0]
-
-
-def libreoffice_convert_all(paths: list[Path], out_dir: Path, target: str, suffix: str) -> list[Path]:
-    """The same for several files in one start of LibreOffice (each start costs about 1.8 s)."""
+def libreoffice_convert(paths: list[Path], out_dir: Path, target: str, suffix: str) -> list[Path]:
+    """Open each of ``paths`` in LibreOffice and save it into ``out_dir`` (``target`` as
+    soffice's --convert-to takes it), as an officer using LibreOffice would: all through one
+    start of it (each start costs about 1.8 s), with a profile of its own, removed after."""
     exe = soffice()
     if not exe:
         pytest.skip("LibreOffice (soffice) is not installed")
-    profile = out_dir / "lo-profile"
-    subprocess.run(
-        [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", target, "--outdir", str(out_dir), *map(str, paths)],
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile = out_dir.parent / f"{out_dir.name}-lo-profile"
+    try:
+        subprocess.run(
+            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", target, "--outdir", str(out_dir), *map(str, paths)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
     made = [out_dir / (path.stem + suffix) for path in paths]
     for path, out in zip(paths, made):
         assert out.exists(), f"LibreOffice wrote nothing for {path.name}"
@@ -252,16 +252,11 @@ def summary_rows(ws) -> dict[str, dict]:
     return out
 
 
-def render_png(path: Path, out_dir: Path, first: int = 1, last: int = 2) -> list[Path]:
-    """A workbook as a person sees it printed: LibreOffice makes the PDF, pdftoppm the PNG
-    pages (the tests write them; look at them when the layout changes)."""
-    return render_pngs(out_dir, (path, first, last))
-
-
 def render_pngs(out_dir: Path, *books: tuple[Path, int, int]) -> list[Path]:
-    """The same for several workbooks, (path, first page, last page) each, through one start
-    of LibreOffice."""
-    pdfs = libreoffice_convert_all([path for path, _, _ in books], out_dir, "pdf", ".pdf")
+    """Workbooks as a person sees them printed, (path, first page, last page) each: LibreOffice
+    makes the PDFs (one start of it), pdftoppm the PNG pages (the tests write them; look at
+    them when the layout changes)."""
+    pdfs = libreoffice_convert([path for path, _, _ in books], out_dir, "pdf", ".pdf")
     exe = shutil.which("pdftoppm")
     if not exe:
         pytest.skip("pdftoppm (poppler-utils) is not installed")

@@ -4,7 +4,6 @@ and LibreOffice exactly as written, with the styles and table xlsxwriter laid ou
 from __future__ import annotations
 
 import math
-import subprocess
 import warnings
 
 import pytest
@@ -14,7 +13,7 @@ from openpyxl import load_workbook
 
 from derbyxl.bulk import MAX_TEXT, RowRenderer, Splicer, style_index
 
-from .conftest import soffice
+from .conftest import libreoffice_convert
 
 AWKWARD = [
     "plain",
@@ -119,18 +118,10 @@ def test_a_failing_row_source_leaves_no_half_file_behind(tmp_path):
 
 @pytest.mark.soffice
 def test_libreoffice_reads_streamed_rows(tmp_path):
-    exe = soffice()
-    if not exe:
-        pytest.skip("LibreOffice (soffice) is not installed")
     rows = [(text[:200], float(i), i / 10) for i, text in enumerate(AWKWARD)]
     path = _workbook(tmp_path / "lo.xlsx", rows)
-    out = tmp_path / "out"
-    profile = tmp_path / "lo-profile"
-    subprocess.run(
-        [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(out), str(path)],
-        check=True, capture_output=True, timeout=240,
-    )
-    text = (out / "lo.csv").read_text(encoding="utf-8")
+    (csv_path,) = libreoffice_convert([path], tmp_path / "out", "csv:Text - txt - csv (StarCalc):44,34,76", ".csv")
+    text = csv_path.read_text(encoding="utf-8")
     # Text arrives as text (the formula-looking one is not evaluated to "click"), numbers as numbers.
     assert "A & B <tag>" in text and '"=HYPERLINK(""http://evil.example"",""click"")"' in text and "ünïcödé" in text
     assert "\nplain,0,0.0%\n" in text  # the number format from xlsxwriter applies in LibreOffice too

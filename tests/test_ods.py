@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -15,24 +14,13 @@ from derbyxl.consolidate import consolidate
 from derbyxl.guard import scan
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import GOVERNANCE, Q4, soffice
+from .conftest import GOVERNANCE, Q4, libreoffice_convert
 from .faults import mutate, set_input
 
 
 def to_ods(files: list[Path], out: Path) -> list[Path]:
     """Save workbooks as .ods with LibreOffice, as an officer pressing "Use ODF Format" does."""
-    exe = soffice()
-    if not exe:
-        pytest.skip("LibreOffice (soffice) is not installed")
-    out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [exe, f"-env:UserInstallation=file://{out / 'lo-profile'}", "--headless", "--convert-to", "ods", "--outdir", str(out), *map(str, files)],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    shutil.rmtree(out / "lo-profile", ignore_errors=True)
-    made = [out / (f.stem + ".ods") for f in files]
-    assert all(p.exists() for p in made)
-    return made
+    return libreoffice_convert(files, out, "ods", ".ods")
 
 
 #: Governance's return with one slip each, saved as .ods beside the good returns.
