@@ -503,7 +503,7 @@ def _data(wb, f, result, name, splicer: Splicer):
     last = max(len(rows), 1)
     ncols = len(DATA_COLUMNS)
     ws.add_table(0, 0, 1, ncols - 1, {"name": "PerformanceData", "style": "Table Style Light 9", "columns": [{"header": h, "header_format": f.header} for h, _, _ in DATA_COLUMNS]})
-    ws.set_row(0, 30)
+    ws.set_row(0, 45)  # three lines: the longer captions wrap so in their narrow columns
     splicer.resize_table("PerformanceData", xl_range(0, 0, 1, ncols - 1), xl_range(0, 0, last, ncols - 1))
     _status_rules(ws, f, 1, last, [k for _, k, _ in DATA_COLUMNS].index("status"))
     ws.freeze_panes(1, 1)

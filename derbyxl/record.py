@@ -45,7 +45,7 @@ FIELDS: tuple[Field, ...] = (
     Field("dot", "DoT", 14),
     Field("dot_against", "DoT compared with", 12),
     Field("dot_short", "DoT short term", 14),
-    Field("dot_short_against", "DoT short term compared with", 12),
+    Field("dot_short_against", "DoT short term compared with", 14),
     Field("previous_actual", "Previous actual", 13, None),
     Field("score", "Risk score", 10, "INTEGER"),
     Field("status_word", "Reported status", 16),
