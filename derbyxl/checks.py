@@ -17,6 +17,7 @@ from derbyxl.baseline import baseline, comparable
 from derbyxl.findings import CATALOGUE, Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
+from derbyxl.record import Cells, Record
 from derbyxl.register import Item, Register
 from derbyxl.spec import COVER_PERIOD_CELL, COVER_SHEET, FORMAT_VERSION, LONG_TEXT, SIGN_OFF, kinds_present
 from derbyxl.values import describe, parse_value
@@ -208,39 +209,15 @@ def _text(v) -> str | None:
     return s or None
 
 
-class Cells:
-    """Where one row's values are: the A1 reference of each column's cell, by column key,
-    worked out when asked (a record per item of a thousand returns need not carry a dict)."""
-
-    __slots__ = ("letters", "row")
-
-    def __init__(self, letters: dict[str, str], row: int):
-        self.letters = letters  # column key -> column letters, shared by the sheet's rows
-        self.row = row  # 1-based row number
-
-    def get(self, key: str, default=None) -> str | None:
-        letters = self.letters.get(key)
-        return default if letters is None else f"{letters}{self.row}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {key: f"{letters}{self.row}" for key, letters in self.letters.items()}
-
-    def __eq__(self, other):
-        return isinstance(other, Cells) and (self.letters, self.row) == (other.letters, other.row)
-
-    def __repr__(self):
-        return f"Cells(row={self.row}, {self.letters})"
-
-
 def normalise_rows(
     found: dict[str, tuple[RawSheet, object]],
     items: list[Item],
     workbook: str,
     error_cells: dict[str, set[str]],
-) -> tuple[list[dict], list[Finding]]:
+) -> tuple[list[Record], list[Finding]]:
     """Turn raw rows into records of clean values, with a finding for each value that had to be
-    read or could not be. Each record keeps the A1 cell of every column for later findings."""
-    records: list[dict] = []
+    read or could not be. Each record keeps where its row is (:class:`Cells`) for later findings."""
+    records: list[Record] = []
     out: list[Finding] = []
     for item in items:
         if item.ref not in found:
@@ -248,18 +225,11 @@ def normalise_rows(
         sheet, row = found[item.ref]
         spec = sheet.spec
         values = row.values
-        cells = Cells(sheet.letters, row.index + 1)
-        rec = {
-            "sheet": spec.name,
-            "ref": item.ref,
-            "kind": item.kind,
-            "cells": cells,
-            "bad": set(),
-            "commentary": _text(values.get("commentary")),
-        }
+        rec = Record(ref=item.ref, kind=item.kind, commentary=_text(values.get("commentary")), sheet=spec.name, row_number=row.index + 1, letters=sheet.letters, bad=set())
+        cells = rec.cells
 
         def bad(key, code, detail):
-            rec["bad"].add(key)
+            rec.bad.add(key)
             out.append(finding(code, workbook, detail, sheet=spec.name, cell=cells.get(key), ref=item.ref))
 
         errs = error_cells.get(spec.name)
@@ -268,65 +238,62 @@ def normalise_rows(
                 if cells.get(c.key) in errs:
                     bad(c.key, "excel-error", f"{c.caption} shows an Excel error value")
         if item.kind == "measure":
-            rec["note"] = _text(values.get("note"))
-            rec["actual"] = None
+            rec.note = _text(values.get("note"))
             actual = values.get("actual")
-            if actual.__class__ is float and math.isfinite(actual) and "actual" not in rec["bad"]:
-                rec["actual"] = actual  # a number typed as a number: nothing to read or report
-            elif "actual" not in rec["bad"]:
+            if actual.__class__ is float and math.isfinite(actual) and "actual" not in rec.bad:
+                rec.actual = actual  # a number typed as a number: nothing to read or report
+            elif "actual" not in rec.bad:
                 parsed = parse_value(actual, item.unit or "number")
                 if parsed.code == "value-normalised":
                     out.append(finding("value-normalised", workbook, parsed.detail, sheet=spec.name, cell=cells.get("actual"), ref=item.ref))
                 elif parsed.code == "no-data-text":
                     out.append(finding("no-data-text", workbook, parsed.detail, sheet=spec.name, cell=cells.get("actual"), ref=item.ref))
-                    rec["note"] = rec["note"] or _text(actual)
+                    rec.note = rec.note or _text(actual)
                 elif parsed.code:
                     bad("actual", parsed.code, parsed.detail)
-                rec["actual"] = parsed.value
-                if parsed.note and not rec["note"]:
-                    rec["note"] = parsed.note
+                rec.actual = parsed.value
+                if parsed.note and not rec.note:
+                    rec.note = parsed.note
         elif item.kind in ("action", "project"):
             raw_status = _text(values.get("status"))
             canon = rag.normalise_action_status(raw_status) if item.kind == "action" else rag.project_status(raw_status)
-            rec["status_word"] = canon or raw_status
+            rec.status_word = canon or raw_status
         else:
             for key in ("likelihood", "impact"):
                 v = values.get(key)
-                if key in rec["bad"]:
-                    rec[key] = None
+                if key in rec.bad:
                     continue
                 parsed = parse_value(v, "number")
                 if parsed.code not in (None, "value-normalised") or (parsed.value is not None and not float(parsed.value).is_integer()):
                     bad(key, "invalid-risk-rating", f"{spec.column(key).caption} is {v!r}")
-                    rec[key] = None
                 else:
                     rec[key] = parsed.value
-        if rec["commentary"] and len(rec["commentary"]) > LONG_TEXT:
-            out.append(finding("text-too-long", workbook, f"{len(rec['commentary']):,} characters", sheet=spec.name, cell=cells.get("commentary"), ref=item.ref))
+        if rec.commentary and len(rec.commentary) > LONG_TEXT:
+            out.append(finding("text-too-long", workbook, f"{len(rec.commentary):,} characters", sheet=spec.name, cell=cells.get("commentary"), ref=item.ref))
         records.append(rec)
     return records, out
 
 
-def compute_status(rec: dict, item: Item, quarter: int) -> None:
+def compute_status(rec: Record, item: Item, quarter: int) -> None:
     """Add the status (and risk score) to a record whose values are clean; a measure is rated
     against its target for ``quarter`` (1-4: :meth:`derbyxl.register.Item.target_for`)."""
-    bad = rec["bad"]
+    bad = rec.bad
     if item.kind == "measure":
-        rec["status"] = None if "actual" in bad else rag.measure_status(rec.get("actual"), item.target_for(quarter), item.polarity or "higher", item.tolerances)
+        rec.status = None if "actual" in bad else rag.measure_status(rec.actual, item.target_for(quarter), item.polarity or "higher", item.tolerances)
     elif item.kind == "action":
-        rec["status"] = None if "status" in bad else rag.action_status(rec.get("status_word"))
+        rec.status = None if "status" in bad else rag.action_status(rec.status_word)
     elif item.kind == "project":
-        rec["status"] = None if "status" in bad else rag.project_status(rec.get("status_word"))
+        rec.status = None if "status" in bad else rag.project_status(rec.status_word)
     else:
-        li, im = rec.get("likelihood"), rec.get("impact")
+        li, im = rec.likelihood, rec.impact
         # Out-of-range ratings are reported by the risk schema; until then they score nothing.
         ok = not ({"likelihood", "impact"} & bad) and all(v is not None and rag.RISK_MIN <= v <= rag.RISK_MAX and float(v).is_integer() for v in (li, im))
-        rec["score"] = rag.risk_score(int(li), int(im)) if ok else None
-        rec["status"] = rag.risk_status(rec["score"])
+        rec.score = rag.risk_score(int(li), int(im)) if ok else None
+        rec.status = rag.risk_status(rec.score)
 
 
 def check_cross_field(
-    records: list[dict],
+    records: list[Record],
     register: Register,
     period: Period,
     latest: dict[str, tuple[str, float]] | None = None,
@@ -343,27 +310,25 @@ def check_cross_field(
         previous: the history's values of the quarter before, by ref (for statuses).
 
     Records carry their status from :func:`compute_status` (worked out per file, then again
-    for any value :func:`derbyxl.schemas.check_values` found bad); one without gets it here."""
+    for any value :func:`derbyxl.schemas.check_values` found bad)."""
     out: list[Finding] = []
     previous = previous or {}
     latest = latest or {}
     by_ref = register.by_ref
     needs_words = (rag.RED, rag.AMBER, rag.AMBER_RED)
     for rec in records:
-        ref = rec["ref"]
+        ref = rec.ref
         item = by_ref[ref]
-        if "status" not in rec:
-            compute_status(rec, item, period.quarter)
-        status = rec.get("status")
+        status = rec.status
         needs, why = status in needs_words, status
         # A measure's actual, when it was read cleanly (None: left empty).
-        actual = rec.get("actual") if item.kind == "measure" and "actual" not in rec["bad"] else _UNREAD
+        actual = rec.actual if item.kind == "measure" and "actual" not in rec.bad else _UNREAD
         if actual is None:
-            if not rec.get("note"):
+            if not rec.note:
                 _flag(out, rec, "missing-actual", "actual", "no actual and no Note saying why")
                 continue
             needs, why = True, "no data"
-        if needs and not rec.get("commentary"):
+        if needs and not rec.commentary:
             _flag(out, rec, "missing-commentary", "commentary", f"{ref} is {why}; say what is happening and what is being done")
         if actual is not None and actual is not _UNREAD and actual != 0:
             earlier = baseline(item, period, latest)
@@ -376,13 +341,13 @@ def check_cross_field(
                     scaled = f" ({describe(before, unit)} on this quarter's target profile)" if before != earlier.value else ""
                     _flag(out, rec, "large-change", "actual", f"{describe(actual, unit)} against {describe(earlier.value, unit)}{when}{scaled}; check the value and its unit")
         if item.kind == "action" and status in (rag.AMBER, rag.RED) and previous.get(ref, {}).get("status") == rag.BLUE:
-            _flag(out, rec, "completed-now-slipping", "status", f"{ref} was Completed last quarter and is now {rec.get('status_word')}")
+            _flag(out, rec, "completed-now-slipping", "status", f"{ref} was Completed last quarter and is now {rec.status_word}")
     return out
 
 
-def _flag(out: list[Finding], rec: dict, code: str, key: str, message: str) -> None:
+def _flag(out: list[Finding], rec: Record, code: str, key: str, message: str) -> None:
     """A finding on one record's cell of column ``key``."""
-    out.append(finding(code, rec["workbook"], message, sheet=rec["sheet"], cell=rec["cells"].get(key), ref=rec["ref"]))
+    out.append(finding(code, rec.workbook, message, sheet=rec.sheet, cell=rec.cells.get(key), ref=rec.ref))
 
 
 #: Stands for a measure's actual that was not read cleanly (so no plausibility check applies).
@@ -397,11 +362,3 @@ def check_sign_off(raw: RawReturn, workbook: str) -> tuple[list[Finding], str | 
         found = finding("missing-sign-off", workbook, f"{' and '.join(c for c, _ in empty)} empty on the Cover sheet", sheet=COVER_SHEET, cell=empty[0][1])
         return [found], _text(by), date.isoformat() if date else None
     return [], _text(by), date.isoformat()
-
-
-def make_public(rec: dict) -> dict:
-    """Turn a record, in place, into what the consolidation and the web portal see: the set
-    of columns found bad while checking is removed (the findings say which)."""
-    rec.pop("bad", None)
-    return rec
-

@@ -177,7 +177,9 @@ def build_rows(
     latest: dict[str, tuple[str, float]] | None = None,
 ) -> list[Record]:
     """One :class:`~derbyxl.record.Record` per register item, with status and direction of
-    travel (its period is the quarter's, not set on each).
+    travel (its period is the quarter's, not set on each): the record the chosen return gave
+    (``chosen``' report rows), completed from the register and the history, or a new one
+    saying "No return".
 
     A measure is shown with the target for the quarter (:meth:`Item.target_for`) and its
     baseline (:mod:`derbyxl.baseline`). Its direction of travel in the short term compares
@@ -188,40 +190,32 @@ def build_rows(
     if latest is None:
         latest = history.latest_values(before=period) if history else {}
     then = history.values_for(period.year_ago) if history else {}
-    by_ref = {}
+    given: dict[str, tuple[Record, Submission]] = {}
     for s in chosen.values():
         for rec in s.report.rows:
-            by_ref[rec["ref"]] = (rec, s)
+            given[rec.ref] = (rec, s)
     rows = []
     nothing = (None, None)
     direction = rag.direction_of_travel
     quarter, before_key, before_label = period.quarter, period.previous.key, period.previous.label
     for item in register.items:
         ref = item.ref
-        rec, sub = by_ref.get(ref, nothing)
+        row, sub = given.get(ref, nothing)
         measure = item.kind == "measure"
         earlier = baseline(item, period, latest) if measure else None
-        row = Record(
-            ref=ref,
-            kind=item.kind,
-            portfolio=item.portfolio,
-            theme=item.theme,
-            description=item.description,
-            unit=item.unit,
-            polarity=item.polarity,
-            target=item.target_for(quarter) if measure else None,
-            status=rag.NO_RETURN,
-            previous_actual=earlier.value if earlier else None,
-        )
-        if rec is not None:
-            actual = row.actual = rec.get("actual")
-            row.status = rec.get("status")
-            row.status_word = rec.get("status_word")
-            score = row.score = rec.get("score")
-            row.commentary = rec.get("commentary")
-            row.note = rec.get("note")
+        if row is None:
+            row = Record(ref=ref, kind=item.kind, portfolio=item.portfolio, status=rag.NO_RETURN)
+        else:
             row.source_file = sub.report.workbook
             row.sha256 = sub.report.sha256
+        row.theme = item.theme
+        row.description = item.description
+        row.unit = item.unit
+        row.polarity = item.polarity
+        row.target = item.target_for(quarter) if measure else None
+        row.previous_actual = earlier.value if earlier else None
+        if sub is not None:
+            actual, score = row.actual, row.score
             if item.kind == "risk" and score is not None:
                 row.status_word = f"Risk score {score}"
             elif measure and actual is not None:

@@ -321,11 +321,13 @@ class History:
         ).lastrowid
         self.db.execute("INSERT OR REPLACE INTO consolidation VALUES (?, ?)", (period.key, run_id))
         rest = [c for c in VALUE_COLUMNS if c != "period"]  # the period is the run's
+        # Each row made as SQLite asks for it, not all first (597,000 tuples at 3,000 returns
+        # took 125 MB, while the master was being written).
         if records:
             pick = operator.attrgetter(*rest)
-            value_rows = [(run_id, period.key, *pick(v)) for v in values]
+            value_rows = ((run_id, period.key, *pick(v)) for v in values)
         else:
-            value_rows = [(run_id, period.key, *(v.get(c) for c in rest)) for v in values]
+            value_rows = ((run_id, period.key, *(v.get(c) for c in rest)) for v in values)
         self.db.executemany(f"INSERT INTO item_value (run_id, period, {', '.join(rest)}) VALUES ({', '.join('?' * (len(rest) + 2))})", value_rows)
         self.db.executemany(
             f"INSERT INTO submission (run_id, {', '.join(SUBMISSION_COLUMNS)}) VALUES ({', '.join('?' * (len(SUBMISSION_COLUMNS) + 1))})",

@@ -33,6 +33,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -118,6 +119,29 @@ def few_collections():
             if _blocks == 0:
                 gc.set_threshold(*_thresholds)
 
+
+def give_back_memory() -> None:
+    """Hand the memory freed so far back to the system, where the C library keeps it (glibc,
+    on Linux; elsewhere nothing is done). After a large buffer is freed, glibc serves later
+    ones of that size from its own heap, which it rarely returns: loading a register of
+    597,000 items left 92 MB of such freed buffers in the process, for good, on top of the
+    register's 209 MB (bench/README.md, ninth session). Called after a phase that freed
+    large buffers; it takes a few milliseconds."""
+    global _TRIM
+    if _TRIM is None:
+        _TRIM = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):  # another C library (musl): nothing to do
+                pass
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
 
 #: In a worker: why its setup failed (its tasks then fail at once with this, rather than the
 #: worker ending and being started again, which some pebble releases do for ever).

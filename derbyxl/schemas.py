@@ -16,6 +16,7 @@ import pandera.pandas as pa
 
 from derbyxl import rag
 from derbyxl.findings import Finding, finding
+from derbyxl.record import Record
 from derbyxl.register import Item, Register
 from derbyxl.spec import SHEET_BY_KIND, SHEETS, Column, SheetSpec
 from derbyxl.values import describe
@@ -97,17 +98,17 @@ def _code_for(spec: SheetSpec, context: str, column: str | None, check: str) -> 
     return (col.missing if check == "not_nullable" else col.invalid) or check, col
 
 
-def _frame(spec: SheetSpec, rows: list[dict], by_ref: dict[str, Item]) -> pd.DataFrame:
+def _frame(spec: SheetSpec, rows: list[Record], by_ref: dict[str, Item]) -> pd.DataFrame:
     """The frame one kind's schema checks: a row per record, in order, a column per checked
     input (and the item's range beside a value checked against it)."""
     data: dict[str, pd.Series] = {}
     for col in _checked(spec):
         if col.dtype == "choice":
-            data[col.name] = pd.Series([r.get(col.name) for r in rows], dtype="object")
+            data[col.name] = pd.Series([r[col.name] for r in rows], dtype="object")
             continue
-        data[col.name] = pd.Series([r.get(col.name) for r in rows], dtype="float64")
+        data[col.name] = pd.Series([r[col.name] for r in rows], dtype="float64")
         if col.item_range:
-            items = [by_ref[r["ref"]] for r in rows]
+            items = [by_ref[r.ref] for r in rows]
             bounds = [item.bounds for item in items]
             data[_LO] = pd.Series([b[0] for b in bounds], dtype="float64")
             data[_HI] = pd.Series([b[1] for b in bounds], dtype="float64")
@@ -115,15 +116,15 @@ def _frame(spec: SheetSpec, rows: list[dict], by_ref: dict[str, Item]) -> pd.Dat
     return pd.DataFrame(data)
 
 
-def check_values(records: list[dict], register: Register, quarter: int = 4) -> list[Finding]:
+def check_values(records: list[Record], register: Register, quarter: int = 4) -> list[Finding]:
     """Run each kind's pandera schema once over the records of all returns (a measure's
     plausible range comes from its item in the register; ``quarter`` (1-4) is the one whose
     targets rate a suggested correction, see :func:`_value_message`)."""
     out: list[Finding] = []
     by_ref = register.by_ref
-    by_kind: dict[str, list[dict]] = {}
+    by_kind: dict[str, list[Record]] = {}
     for r in records:
-        by_kind.setdefault(r["kind"], []).append(r)
+        by_kind.setdefault(r.kind, []).append(r)
     for spec in SHEETS:
         rows = by_kind.get(spec.kind)
         if not rows:
@@ -132,7 +133,7 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
         # Values already found bad while reading (not a number...) are not checked again
         # against their item's range.
         ranged = [c.key for c in _checked(spec) if c.item_range]
-        skip = {i for i, r in enumerate(rows) if any(k in r["bad"] for k in ranged)}
+        skip = {i for i, r in enumerate(rows) if any(k in r.bad for k in ranged)}
         try:
             schema_for(spec.kind).validate(frame, lazy=True)
             continue
@@ -153,14 +154,12 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
             key = col.key
             r = rows[idx]
             if idx not in pre_bad:
-                pre_bad[idx] = frozenset(r["bad"])
+                pre_bad[idx] = frozenset(r.bad)
             if (idx, key) in reported or key in pre_bad[idx]:
                 continue
             reported.add((idx, key))
-            r["bad"] = r["bad"] | {key}  # a new set: an empty one is shared between records
-            out.append(
-                finding(code, r["workbook"], _value_message(code, r, col, by_ref[r["ref"]], quarter), sheet=r["sheet"], cell=r["cells"].get(key), ref=r["ref"])
-            )
+            r.bad = r.bad | {key}  # a new set: an empty one is shared between records
+            out.append(finding(code, r.workbook, _value_message(code, r, col, by_ref[r.ref], quarter), sheet=r.sheet, cell=r.cells.get(key), ref=r.ref))
     return out
 
 
@@ -168,15 +167,15 @@ def check_values(records: list[dict], register: Register, quarter: int = 4) -> l
 _NEED_WORDS = (rag.RED, rag.AMBER, rag.AMBER_RED)
 
 
-def _value_message(code: str, r: dict, col: Column, item: Item, quarter: int = 4) -> str:
+def _value_message(code: str, r: Record, col: Column, item: Item, quarter: int = 4) -> str:
     """What is wrong with the value of ``col`` in record ``r``, in words."""
-    v = r.get(col.name)
+    v = r[col.name]
     if code == "percent-as-whole":
         # A fix that raises the next finding says so now: the status the corrected value
         # would have, and the commentary it would need.
         then = rag.measure_status(v / 100, item.target_for(quarter), item.polarity or "higher", item.tolerances)
         after = f" ({item.ref} would then be {then}"
-        after += "; add commentary too, as it is needed for " + then + ")" if then in _NEED_WORDS and not r.get("commentary") else ")"
+        after += "; add commentary too, as it is needed for " + then + ")" if then in _NEED_WORDS and not r.commentary else ")"
         return f"{v:g} would be {v * 100:g}%; if you meant {v:g}%, type {v:g}%{after if then in (rag.BLUE, rag.GREEN, rag.AMBER, rag.RED) else ''}"
     if code == "out-of-range":
         (lo, hi), unit = item.bounds, "percent" if item.unit == "percent" else "number"

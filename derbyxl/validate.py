@@ -3,7 +3,7 @@
     from derbyxl import load_register, validate_file
     report = validate_file("returns/Governance-and-Finance_2024-25-Q4.xlsx", load_register("register.xlsx"))
     report.findings      # Finding records
-    report.rows          # the clean values read, with statuses
+    report.rows          # the items' records (derbyxl.record.Record): clean values, statuses
 
 Every file is handled on its own: a broken file gets findings and the others carry on.
 Files are only read, never written.
@@ -17,19 +17,21 @@ import os
 import time
 import zlib
 from contextlib import nullcontext
+from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Iterable
 
 from derbyxl import checks
 from derbyxl.cache import FileCache, context_for, file_key
-from derbyxl.checks import Cells
 from derbyxl.findings import FileReport, Finding, Report, finding, sort_key
 from derbyxl.guard import DEFAULT_LIMITS, Limits, scan
 from derbyxl.files import display_names, expand_paths, sha256_of
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import ReadError, read_return
+from derbyxl.record import Record
 from derbyxl.register import Register
-from derbyxl.runner import Failed, Runner, few_collections, kept
+from derbyxl.runner import Failed, Runner, few_collections, give_back_memory, kept
 
 #: Set DERBYXL_DEBUG=1 (or pass --debug) to let unexpected exceptions propagate with a traceback.
 DEBUG_ENV = "DERBYXL_DEBUG"
@@ -85,14 +87,14 @@ def validate_paths(
     expected = Period.parse(period) if period else None
     shas = [_sha256_within(f, limits) for f in files]
     keys = [file_key(sha, f) if sha else None for sha, f in zip(shas, files)]
-    decoded: dict[int, tuple[FileReport, list[dict]]] = {}
+    decoded: dict[int, tuple[FileReport, list[Record]]] = {}
     context = context_for(register.fingerprint, limits)
     if cache is not None:
         stored = cache.get_many([k for k in keys if k], context)
         for i, key in enumerate(keys):
             if key in stored:
                 try:
-                    decoded[i] = decode_stage(stored[key], names[i], str(files[i]))
+                    decoded[i] = decode_stage(stored[key], names[i], str(files[i]), register)
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
@@ -105,9 +107,11 @@ def validate_paths(
         cache.put_many({keys[i]: blob for i, (blob, _) in fresh.items() if keys[i] and _cacheable(blob)}, context)
     for i, (_, result) in fresh.items():
         decoded[i] = result
+    del fresh
+    give_back_memory()  # the files' results as they came, decompressed and decoded
 
     reports: list[FileReport] = []
-    records_by_file: list[list[dict]] = []
+    records_by_file: list[list[Record]] = []
     for i in range(len(files)):
         report, records = decoded[i]
         report.sha256 = shas[i]
@@ -115,7 +119,7 @@ def validate_paths(
         records_by_file.append(records)
     if expected is None:
         expected = _latest_period(reports)
-    records: list[dict] = []
+    records: list[Record] = []
     for report, recs in zip(reports, records_by_file):
         wrong = checks.check_period(report, expected)
         if wrong:
@@ -129,8 +133,8 @@ def validate_paths(
     for f in check_values(records, register, expected.quarter if expected else 4):
         by_name[f.workbook].findings.append(f)
     for rec in records:
-        if rec["bad"]:  # a value found bad across files has no status
-            checks.compute_status(rec, register.by_ref[rec["ref"]], expected.quarter)
+        if rec.bad:  # a value found bad across files has no status
+            checks.compute_status(rec, register.by_ref[rec.ref], expected.quarter)
     if history is not None and expected is not None:
         if latest is None:
             latest = history.latest_values(before=expected)
@@ -139,8 +143,7 @@ def validate_paths(
     for f in checks.check_cross_field(records, register, expected, latest, previous) if expected is not None else ():
         by_name[f.workbook].findings.append(f)
     for rec in records:
-        checks.make_public(rec)
-        by_name[rec["workbook"]].rows.append(rec)
+        by_name[rec.workbook].rows.append(rec)
     for report in reports:
         report.findings.sort(key=sort_key)
     return Report(reports, period=expected.key if expected else None, other_register=other_register, ignored=[p.name for p in skipped])
@@ -169,7 +172,7 @@ def _latest_period(reports: list[FileReport]) -> Period | None:
 # -- the per-file stage: everything that depends only on the file's bytes and the register --
 
 
-def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS) -> tuple[FileReport, list[dict]]:
+def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAULT_LIMITS) -> tuple[FileReport, list[Record]]:
     """Pre-scan, read and check one file on its own: identity, structure, sign-off, values.
 
     The checks across files (the expected period, the pandera schemas over all returns,
@@ -191,7 +194,7 @@ def check_file(path: Path, name: str, register: Register, limits: Limits = DEFAU
         return report, []
 
 
-def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float) -> list[dict]:
+def _check(report: FileReport, path: Path, register: Register, limits: Limits, started: float) -> list[Record]:
     name = report.workbook
     res = scan(path, limits, workbook=name)
     report.findings.extend(res.findings)
@@ -226,7 +229,7 @@ def _check(report: FileReport, path: Path, register: Register, limits: Limits, s
     by_ref = register.by_ref
     quarter = Period.parse(ident.period).quarter  # rated against the targets of its own quarter
     for rec in records:
-        checks.compute_status(rec, by_ref[rec["ref"]], quarter)
+        checks.compute_status(rec, by_ref[rec.ref], quarter)
     return records
 
 
@@ -236,44 +239,57 @@ _FINDING_FIELDS = ("sheet", "cell", "ref", "code", "severity", "message", "hint"
 _UNCACHEABLE = ("time-limit", "reader-crashed")
 
 
-def encode_stage(report: FileReport, records: list[dict]) -> bytes:
+def encode_stage(report: FileReport, records: list[Record]) -> bytes:
     """One file's stage result as compact bytes (for the cache and between processes).
 
-    marshal, not JSON: four times quicker both ways, and a text or set that many records
-    share (a sheet name, a status, the empty set of bad columns) is written once and comes
-    back shared. Its format belongs to the Python version, which is part of the cache's key
-    (:data:`derbyxl.cache.CACHE_VERSION`). Records go without their workbook and portfolio
-    (the same file may come back under another name), set when decoded; each record's
-    :class:`Cells` goes as its row number, with each sheet's column letters once.
+    marshal, not JSON: four times quicker both ways, and what many records share (a sheet
+    name, a status, a sheet's column letters, the empty set of bad columns) is written once
+    and comes back shared. Its format belongs to the Python version, which is part of the
+    cache's key (:data:`derbyxl.cache.CACHE_VERSION`). Each record goes as a tuple of its
+    fields in order (a tuple is read back about five times quicker than a dict), without its
+    workbook and portfolio (the same file may come back under another name), set when decoded.
     """
-    letters: dict[str, dict[str, str]] = {}
     rows = []
     for rec in records:
-        cells = rec["cells"]
-        if rec["sheet"] not in letters:
-            letters[rec["sheet"]] = cells.letters
-        rows.append({**rec, "cells": cells.row, "bad": rec["bad"] or NO_BAD})
+        values = list(_FIELDS_OF(rec))
+        values[_BAD_AT] = frozenset(rec.bad) if rec.bad else NO_BAD
+        rows.append(tuple(values))
     payload = (
         tuple(getattr(report, k) for k in _REPORT_FIELDS),
         [tuple(getattr(f, k) for k in _FINDING_FIELDS) for f in report.findings],
-        letters,
         rows,
     )
     cacheable = not any(f.code in _UNCACHEABLE for f in report.findings)
     return (b"1" if cacheable else b"0") + zlib.compress(marshal.dumps(payload), 1)
 
 
-def decode_stage(blob: bytes, name: str, path: str) -> tuple[FileReport, list[dict]]:
-    """The inverse of :func:`encode_stage`, naming the workbook ``name``."""
-    fields, findings, letters, records = marshal.loads(zlib.decompress(blob[1:]))
+def decode_stage(blob: bytes, name: str, path: str, register: Register | None = None) -> tuple[FileReport, list[Record]]:
+    """The inverse of :func:`encode_stage`, naming the workbook ``name``; each record's ref
+    is the ``register``'s own text when given (not a copy of it for every return: 35 MB at
+    3,000 returns).
+
+    Raises:
+        KeyError: a ref the register does not list (a damaged cache entry).
+    """
+    fields, findings, rows = marshal.loads(zlib.decompress(blob[1:]))
     report = FileReport(workbook=name, path=path, **dict(zip(_REPORT_FIELDS, fields)))
     report.findings = [Finding(name, *f) for f in findings]
     portfolio = report.portfolio
-    for rec in records:
-        rec["workbook"] = name
-        rec["portfolio"] = portfolio
-        rec["cells"] = Cells(letters[rec["sheet"]], rec["cells"])
+    by_ref = register.by_ref if register is not None else None
+    records = []
+    for values in rows:
+        rec = Record(*values)
+        rec.workbook = name
+        rec.portfolio = portfolio
+        if by_ref is not None:
+            rec.ref = by_ref[rec.ref].ref
+        records.append(rec)
     return report, records
+
+
+#: A record's fields in order, and where its bad columns are among them.
+_FIELDS_OF = attrgetter(*(f.name for f in dataclass_fields(Record)))
+_BAD_AT = [f.name for f in dataclass_fields(Record)].index("bad")
 
 
 #: The bad columns of a record with none (records decoded share it: add with ``|``).
@@ -338,7 +354,7 @@ def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, p
         for k, result in done:
             index, path, name = tasks[k]
             blob = _failed(name, path, *result) if isinstance(result, Failed) else result
-            decoded[index] = blob, decode_stage(blob, name, str(path))
+            decoded[index] = blob, decode_stage(blob, name, str(path), register)
             if progress:
                 progress(path)
     return decoded

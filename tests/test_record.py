@@ -15,16 +15,19 @@ import sys
 
 import pytest
 
-from derbyxl.record import FIELDS, KEYS, VALUE_COLUMNS, VALUE_TYPES, Record
+from derbyxl.record import FIELDS, KEYS, VALUE_COLUMNS, VALUE_TYPES, WORKING, Record
 
 from .conftest import Q4
 
 
 def test_data_sheet_history_and_export_follow_the_record(tmp_path, register, good_dir):
     result = consolidate(good_dir, register, Q4, tmp_path / "out")
-    # The consolidation's records are typed records with exactly the fields, in order.
+    # The consolidation's records are typed records with exactly the fields, in order, and
+    # those validation works with after them; the records validation made are the ones completed.
     assert len(result.rows) == 199 and all(type(r) is Record for r in result.rows)
-    assert [f.name for f in dataclasses.fields(Record)] == list(KEYS) == [f.key for f in FIELDS]
+    assert [f.name for f in dataclasses.fields(Record)] == [*KEYS, *(key for key, _ in WORKING)] and list(KEYS) == [f.key for f in FIELDS]
+    given = {id(r) for fr in result.report.files for r in fr.rows}
+    assert all(id(r) in given for r in result.rows if r.status != "No return") and any(r.status != "No return" for r in result.rows)
     pm06 = next(r for r in result.rows if r.ref == "LPD PM06")
     assert pm06["actual"] == pm06.actual and pm06.get("note") == pm06.note and pm06.period is None
     ws = load_workbook(result.master, read_only=True)["Data"]

@@ -265,6 +265,22 @@ def test_a_problem_on_every_row_names_row_column_and_what_was_seen(tmp_path):
     ]
 
 
+def test_combinations_parsed_once_give_the_same_items_and_problems_with_the_memo_cleared(tmp_path, monkeypatch, register):
+    # The parser keeps only the latest combinations of typed fields it has parsed: clearing
+    # them (here after every row) changes neither the items nor the problems found.
+    import derbyxl.register as register_module
+
+    sample = sample_register_path()
+    monkeypatch.setattr(register_module, "_MEMO_SIZE", 1)
+    again = load_register(sample)
+    assert again.items == register.items and again.fingerprint == register.fingerprint
+    header = COUNCIL[0]
+    rows = [["A 1", "measure", "d", "P", "T", "furlongs", "higher", "5"], ["A 2", "measure", "d", "P", "T", "number", "higher", "5"], ["A 3", "measure", "d", "P", "T", "furlongs", "higher", "5"]]
+    with pytest.raises(RegisterError) as exc:
+        load_register(_write_csv(tmp_path / "r.csv", header, rows))
+    assert [p.row for p in exc.value.problems] == [2, 4]
+
+
 def test_xlsx_register_read_with_calamine_below_a_title(tmp_path):
     path = tmp_path / "r.xlsx"
     wb = xlsxwriter.Workbook(path)

@@ -4,6 +4,7 @@ history written alongside the master, and the master's layout for many portfolio
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sqlite3
 import warnings
@@ -17,6 +18,7 @@ from derbyxl.cache import FileCache
 from derbyxl.consolidate import consolidate
 from derbyxl.guard import DEFAULT_LIMITS, Limits, _greater_than, _quick_scan, scan
 from derbyxl.history import History, HistoryBusy
+from derbyxl.record import Record
 from derbyxl.register import Item, Register
 from derbyxl.validate import validate_paths
 
@@ -80,14 +82,19 @@ def test_a_stage_result_comes_back_from_its_bytes_whole_and_renamed(register, re
     assert [f.as_dict() | {"workbook": GOVERNANCE} for f in again.findings] == [f.as_dict() for f in report.findings]
     assert any(f.code == "not-a-number" and f.cell for f in again.findings)
     assert len(back) == len(records) == report.items
+    others = [f.name for f in dataclasses.fields(Record) if f.name not in ("workbook", "portfolio", "bad")]
     for original, decoded in zip(records, back):
-        assert decoded.pop("workbook") == "renamed.xlsx" and decoded.pop("portfolio") == report.portfolio
-        assert decoded["cells"] == original["cells"] and decoded["cells"].get("actual") == original["cells"].get("actual")
-        assert set(decoded["bad"]) == set(original["bad"])
-        assert {k: v for k, v in decoded.items() if k not in ("cells", "bad")} == {k: v for k, v in original.items() if k not in ("cells", "bad")}
+        assert decoded.workbook == "renamed.xlsx" and decoded.portfolio == report.portfolio
+        assert decoded.cells == original.cells and decoded.cells.get("actual") == original.cells.get("actual")
+        assert set(decoded.bad) == set(original.bad)
+        assert [decoded[k] for k in others] == [original[k] for k in others]
+    assert any(r.status for r in back) and any(r.commentary for r in back)
     # Texts and the empty set of bad columns come back shared, not copied for every record.
-    assert len({id(r["bad"]) for r in back if not r["bad"]}) == 1
-    assert len({id(r["sheet"]) for r in back}) == len({r["sheet"] for r in back})
+    assert len({id(r.bad) for r in back if not r.bad}) == 1
+    assert len({id(r.sheet) for r in back}) == len({id(r.letters) for r in back}) == len({r.sheet for r in back})
+    # Each ref is the register's own text when the register is given.
+    assert all(r.ref is register.by_ref[r.ref].ref for r in validate_module.decode_stage(blob, "x.xlsx", "/x", register)[1])
+    assert not any(r.ref is register.by_ref[r.ref].ref for r in back)
     # The flag that says whether it may be kept survives too.
     assert validate_module._cacheable(blob)
 
