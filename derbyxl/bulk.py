@@ -180,7 +180,7 @@ def _splice(dst: zipfile.ZipFile, name: str, xml: bytes, rows: Iterable[str], la
         raise ValueError(f"{name}: no <sheetData> to add rows to (write a header row first)")
     ref = f"A1:{xl_col_to_name(last_col)}{last_row + 1}".encode()
     head = _DIMENSION.sub(b'<dimension ref="' + ref + b'"/>', xml[:end], count=1)
-    pieces: queue.Queue = queue.Queue(maxsize=8)
+    pieces: queue.Queue = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
 
     def compress():

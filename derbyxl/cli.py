@@ -229,7 +229,7 @@ def validate(
     if report.other_register:
         err.print(f"[red]Error:[/red] {escape(report.other_register)}.", highlight=False)
     if json_out == "-":
-        sys.stdout.write(report.to_json() + "\n")
+        report.write_json(sys.stdout)
     else:
         from derbyxl.report_console import print_report
 
@@ -238,7 +238,8 @@ def validate(
             from derbyxl.xlsx_util import ensure_folder
 
             ensure_folder(Path(json_out).parent)
-            Path(json_out).write_text(report.to_json() + "\n", encoding="utf-8")
+            with open(json_out, "w", encoding="utf-8") as fh:
+                report.write_json(fh)
             out.print(f"Findings written to {json_out}")
     if annotate:
         from derbyxl.annotate import annotate_report

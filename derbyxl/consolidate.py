@@ -26,7 +26,7 @@ from derbyxl.history import History, Run, items_with_data
 from derbyxl.periods import Period, period_key, period_label, uk_time
 from derbyxl.record import Record
 from derbyxl.register import Register
-from derbyxl.runner import few_collections
+from derbyxl.runner import few_collections, give_back_memory
 from derbyxl.validate import runner_for, validate_paths
 from derbyxl.xlsx_util import OutputNotWritable, ensure_folder
 
@@ -190,31 +190,29 @@ def build_rows(
     if latest is None:
         latest = history.latest_values(before=period) if history else {}
     then = history.values_for(period.year_ago) if history else {}
-    given: dict[str, tuple[Record, Submission]] = {}
+    given: dict[str, Record] = {}
     for s in chosen.values():
         for rec in s.report.rows:
-            given[rec.ref] = (rec, s)
+            rec.source_file, rec.sha256 = s.report.workbook, s.report.sha256
+            given[rec.ref] = rec
     rows = []
-    nothing = (None, None)
     direction = rag.direction_of_travel
     quarter, before_key, before_label = period.quarter, period.previous.key, period.previous.label
     for item in register.items:
         ref = item.ref
-        row, sub = given.get(ref, nothing)
+        row = given.get(ref)
+        returned = row is not None
         measure = item.kind == "measure"
         earlier = baseline(item, period, latest) if measure else None
-        if row is None:
+        if not returned:
             row = Record(ref=ref, kind=item.kind, portfolio=item.portfolio, status=rag.NO_RETURN)
-        else:
-            row.source_file = sub.report.workbook
-            row.sha256 = sub.report.sha256
         row.theme = item.theme
         row.description = item.description
         row.unit = item.unit
         row.polarity = item.polarity
         row.target = item.target_for(quarter) if measure else None
         row.previous_actual = earlier.value if earlier else None
-        if sub is not None:
+        if returned:
             actual, score = row.actual, row.score
             if item.kind == "risk" and score is not None:
                 row.status_word = f"Risk score {score}"
@@ -308,6 +306,7 @@ def consolidate(
         invalid = sorted({s.report.portfolio for s in subs if not s.report.valid and s.report.portfolio and s.report.portfolio not in chosen})
         missing = [p for p in register.portfolios if p not in chosen]
         rows = build_rows(register, period, chosen, history, latest)
+        give_back_memory()
         result = Result(period, None, report, subs, missing, invalid, rows, generated_at.isoformat())
         from derbyxl.master import MAX_PORTFOLIO_SHEETS
 

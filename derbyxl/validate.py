@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from dataclasses import fields as dataclass_fields
 from operator import attrgetter
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from derbyxl import checks
 from derbyxl.cache import FileCache, context_for, file_key
@@ -97,18 +97,24 @@ def validate_paths(
                     decoded[i] = decode_stage(stored[key], names[i], str(files[i]), register)
                 except Exception:  # noqa: BLE001 - a damaged cache entry means checking the file again
                     pass
+        del stored
     todo = [(i, files[i], names[i]) for i in range(len(files)) if i not in decoded]
     if runner is not None and runner.setup_args[0] is not register:
         raise ValueError("the runner was made for another register: make it with runner_for(register)")
-    fresh = _stage_all(todo, register, limits, workers, progress, runner) if todo else {}
-    from derbyxl.schemas import check_values
-
-    if cache is not None:
-        cache.put_many({keys[i]: blob for i, (blob, _) in fresh.items() if keys[i] and _cacheable(blob)}, context)
-    for i, (_, result) in fresh.items():
+    # Results are kept in the cache a few hundred files at a time, as they come, rather than
+    # all held to the end (20 MB at 3,000 returns).
+    keep: dict[str, bytes] = {}
+    for i, blob, result in _stage_all(todo, register, limits, workers, progress, runner) if todo else ():
         decoded[i] = result
-    del fresh
+        if cache is not None and keys[i] and _cacheable(blob):
+            keep[keys[i]] = blob
+            if len(keep) >= _KEEP_AT_ONCE:
+                cache.put_many(keep, context)
+                keep = {}
+    if cache is not None and keep:
+        cache.put_many(keep, context)
     give_back_memory()  # the files' results as they came, decompressed and decoded
+    from derbyxl.schemas import check_values
 
     reports: list[FileReport] = []
     records_by_file: list[list[Record]] = []
@@ -125,6 +131,7 @@ def validate_paths(
         if wrong:
             report.findings.append(wrong)
             continue
+        report.rows = recs
         records.extend(recs)
     by_name = {r.workbook: r for r in reports}
     other_register = checks.check_register_source(reports, register)
@@ -132,6 +139,7 @@ def validate_paths(
         by_name[f.workbook].findings.append(f)
     for f in check_values(records, register, expected.quarter if expected else 4):
         by_name[f.workbook].findings.append(f)
+    give_back_memory()  # the frames pandera checked
     for rec in records:
         if rec.bad:  # a value found bad across files has no status
             checks.compute_status(rec, register.by_ref[rec.ref], expected.quarter)
@@ -142,8 +150,6 @@ def validate_paths(
             previous = history.values_for(expected.previous)
     for f in checks.check_cross_field(records, register, expected, latest, previous) if expected is not None else ():
         by_name[f.workbook].findings.append(f)
-    for rec in records:
-        by_name[rec.workbook].rows.append(rec)
     for report in reports:
         report.findings.sort(key=sort_key)
     return Report(reports, period=expected.key if expected else None, other_register=other_register, ignored=[p.name for p in skipped])
@@ -338,26 +344,29 @@ def runner_for(register: Register, workers: int | None = None, long_lived: bool 
     return Runner(setup=_use_register, setup_args=_setup_args(register), workers=workers, long_lived=long_lived)
 
 
-def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress, runner: Runner | None = None) -> dict[int, tuple[bytes, tuple]]:
+def _stage_all(tasks, register: Register, limits: Limits, workers: int | None, progress, runner: Runner | None = None) -> Iterator[tuple[int, bytes, tuple]]:
     """Run the per-file stage over ``tasks`` ((index, path, name)) in worker processes (even
     one file, such as an upload to a web portal), decoding each result as it arrives. A file
     that kills its worker gets ``reader-crashed``, one that takes over twice the time limit
     ``time-limit``; the others are read as usual.
 
-    Returns:
-        by task index: the encoded result (for the cache) and the decoded report and records.
+    Yields:
+        as each file is done: its task index, its encoded result (for the cache) and the
+        decoded report and records.
     """
-    decoded: dict[int, tuple[bytes, tuple]] = {}
     with nullcontext(runner) if runner is not None else kept(_use_register, _setup_args(register), workers) as runner:
         done = runner.each(_check_one, [(path, name, limits) for _, path, name in tasks], time_limit=limits.max_seconds * 2)
         _import_schemas()  # pandas and pandera, for the checks across files, while the workers read
         for k, result in done:
             index, path, name = tasks[k]
             blob = _failed(name, path, *result) if isinstance(result, Failed) else result
-            decoded[index] = blob, decode_stage(blob, name, str(path), register)
+            yield index, blob, decode_stage(blob, name, str(path), register)
             if progress:
                 progress(path)
-    return decoded
+
+
+#: How many files' results are added to the cache at once.
+_KEEP_AT_ONCE = 500
 
 
 def _failed(name: str, path: Path, code: str, message: str) -> bytes:

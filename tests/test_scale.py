@@ -124,6 +124,21 @@ def test_a_damaged_cache_means_checking_again_not_failing(tmp_path, register, re
         assert _summary(validate_paths([returns_copy], register, period=Q4, cache=cache, workers=1)) == _summary(first)
 
 
+def test_results_are_kept_a_few_files_at_a_time_and_all_are_kept(tmp_path, register, returns_copy, files_read, monkeypatch):
+    monkeypatch.setattr(validate_module, "_KEEP_AT_ONCE", 2)
+    puts = []
+    real = FileCache.put_many
+    monkeypatch.setattr(FileCache, "put_many", lambda self, blobs, context: puts.append(len(blobs)) or real(self, blobs, context))
+    db = tmp_path / "h.sqlite"
+    with FileCache(db) as cache:
+        first = validate_paths([returns_copy], register, period=Q4, cache=cache)
+    assert puts == [2, 2, 2, 2, 1] and len(files_read) == 9
+    files_read.clear()
+    with FileCache(db) as cache:
+        assert _summary(validate_paths([returns_copy], register, period=Q4, cache=cache)) == _summary(first)
+    assert files_read == []
+
+
 def test_results_of_the_moment_are_not_kept(tmp_path, register, returns_copy):
     with FileCache(tmp_path / "h.sqlite") as cache:
         report = validate_paths([returns_copy], register, period=Q4, cache=cache, limits=Limits(max_seconds=0), workers=1)

@@ -48,3 +48,30 @@ def test_a_column_added_to_a_kind_is_checked_with_its_own_codes():
     assert found == {1: ("invalid-risk-rating", "velocity"), 2: ("missing-risk-rating", "velocity")}
     assert schemas._value_message("invalid-risk-rating", rows[1], velocity, None) == "Velocity is 5"
     assert schemas._value_message("missing-risk-rating", rows[2], velocity, None) == "Velocity is empty"
+
+
+def test_records_checked_a_chunk_at_a_time_give_the_same_findings(register, returns_copy, monkeypatch):
+    # Values pandera finds wrong in several returns and kinds, checked all at once and three
+    # records at a time: the same findings, on the same cells.
+    from derbyxl.validate import validate_paths
+
+    from .conftest import GOVERNANCE, Q4
+    from .faults import mutate, set_input
+
+    children = "Children-Young-People-and-Skills_2024-25-Q4.xlsx"
+    changes = {
+        children: [("Measures", "EHCS PM29", "Actual", 56), ("Actions", "GW 04", "Status", "Done")],
+        GOVERNANCE: [("Risks", "SR7_CR6", "Likelihood", 5), ("Measures", "CM PM10", "Actual", None)],
+    }
+    for name, edits in changes.items():
+        path = returns_copy / name
+        mutate(path, path, lambda wb, edits=edits: [set_input(wb, *edit) for edit in edits])
+
+    def findings():
+        report = validate_paths([returns_copy], register, period=Q4)
+        return sorted((f.workbook, f.sheet, f.cell, f.code, f.message) for f in report.findings)
+
+    whole = findings()
+    assert {code for *_, code, _ in whole} >= {"percent-as-whole", "invalid-status", "invalid-risk-rating", "missing-actual"}
+    monkeypatch.setattr(schemas, "CHUNK", 3)
+    assert findings() == whole
