@@ -43,7 +43,7 @@ _DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
 #: zlib level for the big sheets: level 1 is about 3x faster than 6, for files about 20% larger.
 COMPRESS_LEVEL = 1
 #: Rows rendered per piece handed to the compressing thread.
-ROWS_PER_PIECE = 2000
+ROWS_PER_PIECE = 1000
 
 
 def style_index(fmt) -> int:

@@ -23,7 +23,7 @@ from derbyxl.files import sha256_of
 from derbyxl.findings import FileReport, Report
 from derbyxl.guard import DEFAULT_LIMITS, Limits
 from derbyxl.history import History, Run, items_with_data
-from derbyxl.periods import Period, period_key, period_label, uk_time
+from derbyxl.periods import Period, period_key, uk_time
 from derbyxl.record import Record
 from derbyxl.register import Register
 from derbyxl.runner import few_collections, give_back_memory
@@ -198,6 +198,7 @@ def build_rows(
     rows = []
     direction = rag.direction_of_travel
     quarter, before_key, before_label = period.quarter, period.previous.key, period.previous.label
+    year_ago_label = period.year_ago.label  # a year-on-year comparison is with that quarter (baseline.year_ago)
     for item in register.items:
         ref = item.ref
         row = given.get(ref)
@@ -224,7 +225,7 @@ def build_rows(
                     row.dot_short = NO_COMPARISON
                 ago = year_ago(item, period, then)
                 if ago is not None:
-                    row.dot, row.dot_against = direction(actual, ago.value, item.polarity), period_label(ago.period)
+                    row.dot, row.dot_against = direction(actual, ago.value, item.polarity), year_ago_label
                 else:
                     row.dot = NO_COMPARISON
         rows.append(row)
