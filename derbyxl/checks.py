@@ -347,7 +347,7 @@ def check_cross_field(
 
 def _flag(out: list[Finding], rec: Record, code: str, key: str, message: str) -> None:
     """A finding on one record's cell of column ``key``."""
-    out.append(finding(code, rec.workbook, message, sheet=rec.sheet, cell=rec.cells.get(key), ref=rec.ref))
+    out.append(finding(code, rec.source_file, message, sheet=rec.sheet, cell=rec.cells.get(key), ref=rec.ref))
 
 
 #: Stands for a measure's actual that was not read cleanly (so no plausibility check applies).

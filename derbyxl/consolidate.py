@@ -193,7 +193,7 @@ def build_rows(
     given: dict[str, Record] = {}
     for s in chosen.values():
         for rec in s.report.rows:
-            rec.source_file, rec.sha256 = s.report.workbook, s.report.sha256
+            rec.sha256 = s.report.sha256  # its source_file is the workbook's name already
             given[rec.ref] = rec
     rows = []
     direction = rag.direction_of_travel

@@ -66,13 +66,12 @@ FIELDS: tuple[Field, ...] = (
 
 #: What validation keeps on a record beside its :data:`FIELDS`, neither shown, kept nor
 #: exported: every value a return's sheets take (:mod:`derbyxl.spec`) that is no field (a
-#: risk's two ratings: its score is one), where the values were found (the workbook, the
-#: sheet, the row's number and the sheet's column letters by column key, which the
-#: record's ``cells`` puts together: :class:`Cells`), and which of them were
+#: risk's two ratings: its score is one), where the values were found (the sheet, the row's
+#: number and the sheet's column letters by column key, which the record's ``cells`` puts
+#: together: :class:`Cells`; the workbook is its ``source_file``), and which of them were
 #: found bad while checking (a set of column keys; the findings say why).
 WORKING: tuple[tuple[str, str], ...] = (
     *((name, "float | str | None") for name in dict.fromkeys(c.name for s in SHEETS for c in s.inputs) if name not in {f.key for f in FIELDS}),
-    ("workbook", "str | None"),
     ("sheet", "str | None"),
     ("row_number", "int | None"),
     ("letters", "dict[str, str] | None"),

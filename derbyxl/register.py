@@ -91,13 +91,35 @@ def header_key(text) -> str:
     return "".join(str(text or "").replace("_", " ").split()).lower()
 
 
+class Rare(NamedTuple):
+    """The fields of an item that most items leave as they are by default (see :class:`Item`),
+    read as the item's own attributes (``item.tolerances``)."""
+
+    lead_officer: str | None = None
+    email: str | None = None
+    tolerances: Tolerances = KEY
+    minimum: float | None = None
+    maximum: float | None = None
+    #: Targets for Q1..Q4 where the register profiles the year (None where it does not).
+    quarter_targets: tuple[float | None, float | None, float | None, float | None] | None = None
+    #: The period key of ``previous_actual`` when the register says (``2024-25-Q4``).
+    previous_period: str | None = None
+
+
+#: The defaults, shared by every item that has them all.
+NO_RARE = Rare()
+
+
 class Item(NamedTuple):
     """One monitored item of the register.
 
     A named tuple rather than a dataclass: a register of 200,000 items is built, held, and
     handed to worker processes (:mod:`derbyxl.runner`), and a tuple is built about 8x faster,
     takes about a third of the memory and is unpickled about 10x faster
-    (``bench/README.md``, seventh session)."""
+    (``bench/README.md``, seventh session). The seven fields most items leave at their
+    defaults (:class:`Rare`) are one field, shared, read as attributes of the item: 128 bytes
+    an item instead of 184, 33 MB of a register of 597,000 items (and as much in each worker).
+    """
 
     ref: str
     kind: str
@@ -108,22 +130,23 @@ class Item(NamedTuple):
     polarity: str | None = None
     target: float | None = None
     previous_actual: float | None = None
-    lead_officer: str | None = None
-    email: str | None = None
-    tolerances: Tolerances = KEY
-    minimum: float | None = None
-    maximum: float | None = None
-    #: Targets for Q1..Q4 where the register profiles the year (None where it does not).
-    quarter_targets: tuple[float | None, float | None, float | None, float | None] | None = None
-    #: The period key of ``previous_actual`` when the register says (``2024-25-Q4``).
-    previous_period: str | None = None
     #: The register's row (1-based) the item was read from.
     row: int | None = None
+    rare: Rare = NO_RARE
+
+    lead_officer = property(operator.attrgetter("rare.lead_officer"))
+    email = property(operator.attrgetter("rare.email"))
+    tolerances = property(operator.attrgetter("rare.tolerances"))
+    minimum = property(operator.attrgetter("rare.minimum"))
+    maximum = property(operator.attrgetter("rare.maximum"))
+    quarter_targets = property(operator.attrgetter("rare.quarter_targets"))
+    previous_period = property(operator.attrgetter("rare.previous_period"))
 
     def target_for(self, quarter: int) -> float | None:
         """The target for a quarter (1-4): its own when the register profiles it, else Target."""
-        if self.quarter_targets is not None:
-            t = self.quarter_targets[quarter - 1]
+        by_quarter = self.rare.quarter_targets
+        if by_quarter is not None:
+            t = by_quarter[quarter - 1]
             if t is not None:
                 return t
         return self.target
@@ -131,7 +154,7 @@ class Item(NamedTuple):
     @property
     def bounds(self) -> tuple[float | None, float | None]:
         """The plausible range of the actual: percent measures default to 0%-100%."""
-        lo, hi = self.minimum, self.maximum
+        lo, hi = self.rare.minimum, self.rare.maximum
         if self.unit == "percent":
             lo = 0.0 if lo is None else lo
             hi = 1.0 if hi is None else hi
@@ -186,11 +209,11 @@ class Register:
         return _from_compact, (self.compact(), self.source, self._fingerprints)
 
     def compact(self) -> bytes:
-        """The items in marshal's format by columns (Tolerances as tuples, the KEY as None),
-        compressed: 1.8 MB for the benchmark's 199,000 items. Made once, then kept."""
+        """The items in marshal's format by columns (their :class:`Rare` fields as tuples, the
+        defaults and the KEY as None), compressed: 1.8 MB for the benchmark's 199,000 items. Made once, then kept."""
         if self._compact is None:
             columns = list(zip(*self.items))
-            columns[_TOLERANCES_AT] = tuple(None if t is KEY else astuple(t) for t in columns[_TOLERANCES_AT])
+            columns[_RARE_AT] = tuple(None if r is NO_RARE else (*r[:2], None if r.tolerances is KEY else astuple(r.tolerances), *r[3:]) for r in columns[_RARE_AT])
             self._compact = zlib.compress(marshal.dumps(columns), 1)
         return self._compact
 
@@ -263,14 +286,18 @@ def _from_compact(compact: bytes, source: str, fingerprints: dict[str, str]) -> 
     columns = marshal.loads(zlib.decompress(compact))
     if len(columns) != len(Item._fields) or len({len(c) for c in columns}) != 1 or not columns[0]:
         raise ValueError("the compact register has columns missing, empty or of unequal lengths")
-    columns[_TOLERANCES_AT] = [KEY if t is None else Tolerances(*t) for t in columns[_TOLERANCES_AT]]
+    shared: dict[tuple, Rare] = {}
+    columns[_RARE_AT] = [NO_RARE if r is None else shared.get(r) or shared.setdefault(r, Rare(r[0], r[1], KEY if r[2] is None else Tolerances(*r[2]), *r[3:])) for r in columns[_RARE_AT]]
     register = Register(list(map(Item._make, zip(*columns))), source=source)
     register._fingerprints.update(fingerprints)
     register._compact = compact
     return register
 
 
-_FINGERPRINT_FIELDS = tuple(name for name in Item._fields if name != "row")
+#: The fields a fingerprint hashes, in this order (every field but the register row, as
+#: they were before the rare ones were put together: fingerprints stamped in templates and
+#: kept in histories stay valid).
+_FINGERPRINT_FIELDS = ("ref", "kind", "description", "portfolio", "theme", "unit", "polarity", "target", "previous_actual", *Rare._fields[:2], "tolerances", *Rare._fields[3:])
 _TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
 _KEY_TUPLE = astuple(KEY)
 
@@ -405,7 +432,7 @@ def load_register(path: str | Path, cache: str | Path | None = None) -> Register
 
 #: What a register is kept under in the results database (its file's SHA-256 is the key).
 _CACHE_CONTEXT = "register"
-_TOLERANCES_AT = Item._fields.index("tolerances")
+_RARE_AT = Item._fields.index("rare")
 
 
 def _keep(cache: str | Path, digest: str, register: Register) -> None:
@@ -516,6 +543,7 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
     # 597,000 items parsed in 473 MB, and in 319 MB with the memo bounded; no slower).
     memo: dict[tuple, tuple[tuple, list[tuple[str, str]]]] = {}
     texts: dict[object, str] = {}
+    rares: dict[tuple, Rare] = {}  # items' rare fields, shared where they are the same
     items: list[Item] = []
     seen: dict[str, int] = {}
     for n, row in enumerate(rows, start=header_row + 1):
@@ -561,25 +589,14 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
         kind, unit, polarity, target, previous, tolerances, minimum, maximum, quarter_targets, previous_period = fields
         if kind is None or not ref:
             continue
-        item = Item(
-            ref,
-            kind,
-            description,
-            portfolio,
-            theme,
-            unit,
-            polarity,
-            target,
-            previous,
-            (texts[lead] if lead in texts else texts.setdefault(lead, cell_text(lead) or None)) if lead_i is not None and (lead := row[lead_i]) else None,
-            (texts[email] if email in texts else texts.setdefault(email, cell_text(email) or None)) if email_i is not None and (email := row[email_i]) else None,
-            tolerances,
-            minimum,
-            maximum,
-            quarter_targets,
-            previous_period,
-            n,
-        )
+        lead = (texts[lead] if lead in texts else texts.setdefault(lead, cell_text(lead) or None)) if lead_i is not None and (lead := row[lead_i]) else None
+        email = (texts[email] if email in texts else texts.setdefault(email, cell_text(email) or None)) if email_i is not None and (email := row[email_i]) else None
+        if lead is None and email is None and tolerances is KEY and minimum is None and maximum is None and quarter_targets is None and previous_period is None:
+            rare = NO_RARE
+        else:
+            key = (lead, email, tolerances, minimum, maximum, quarter_targets, previous_period)
+            rare = rares.get(key) or rares.setdefault(key, Rare(*key))
+        item = Item(ref, kind, description, portfolio, theme, unit, polarity, target, previous, n, rare)
         items.append(item)
     if problems:
         raise RegisterError(source, problems)

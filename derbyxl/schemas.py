@@ -173,7 +173,7 @@ def _check_rows(spec: SheetSpec, rows: list[Record], by_ref: dict[str, Item], qu
             continue
         reported.add((idx, key))
         r.bad = r.bad | {key}  # a new set: an empty one is shared between records
-        out.append(finding(code, r.workbook, _value_message(code, r, col, by_ref[r.ref], quarter), sheet=r.sheet, cell=r.cells.get(key), ref=r.ref))
+        out.append(finding(code, r.source_file, _value_message(code, r, col, by_ref[r.ref], quarter), sheet=r.sheet, cell=r.cells.get(key), ref=r.ref))
     return out
 
 

@@ -253,7 +253,8 @@ def encode_stage(report: FileReport, records: list[Record]) -> bytes:
     and comes back shared. Its format belongs to the Python version, which is part of the
     cache's key (:data:`derbyxl.cache.CACHE_VERSION`). Each record goes as a tuple of its
     fields in order (a tuple is read back about five times quicker than a dict), without its
-    workbook and portfolio (the same file may come back under another name), set when decoded.
+    source file (the workbook's name) and portfolio (the same file may come back under
+    another name), set when decoded.
     """
     rows = []
     for rec in records:
@@ -285,7 +286,7 @@ def decode_stage(blob: bytes, name: str, path: str, register: Register | None = 
     records = []
     for values in rows:
         rec = Record(*values)
-        rec.workbook = name
+        rec.source_file = name
         rec.portfolio = portfolio
         if by_ref is not None:
             rec.ref = by_ref[rec.ref].ref

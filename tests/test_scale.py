@@ -82,9 +82,9 @@ def test_a_stage_result_comes_back_from_its_bytes_whole_and_renamed(register, re
     assert [f.as_dict() | {"workbook": GOVERNANCE} for f in again.findings] == [f.as_dict() for f in report.findings]
     assert any(f.code == "not-a-number" and f.cell for f in again.findings)
     assert len(back) == len(records) == report.items
-    others = [f.name for f in dataclasses.fields(Record) if f.name not in ("workbook", "portfolio", "bad")]
+    others = [f.name for f in dataclasses.fields(Record) if f.name not in ("source_file", "portfolio", "bad")]
     for original, decoded in zip(records, back):
-        assert decoded.workbook == "renamed.xlsx" and decoded.portfolio == report.portfolio
+        assert decoded.source_file == "renamed.xlsx" and decoded.portfolio == report.portfolio
         assert decoded.cells == original.cells and decoded.cells.get("actual") == original.cells.get("actual")
         assert set(decoded.bad) == set(original.bad)
         assert [decoded[k] for k in others] == [original[k] for k in others]
