@@ -132,10 +132,11 @@ KEYS: tuple[str, ...] = tuple(f.key for f in FIELDS)
 #: An item's record: an attribute per :data:`FIELDS` entry, typed by its history column, then
 #: one per :data:`WORKING` entry (None until set). Its fields are also read and set by name,
 #: as a mapping's (``record["actual"]``, ``record.get("note")``; a name that is no field is an
-#: error); as a mapping its keys are :data:`KEYS`. It takes 264 bytes where a dict of the
-#: values a return gives took 464, and its :class:`Cells` 48 more, and the one record serves
-#: validation and consolidation (there were two): 597,000 of them at 3,000 returns. Reading by attribute (or
-#: :func:`operator.attrgetter`) is the quick way; by name costs about 3x a dict's lookup.
+#: error); as a mapping its keys are :data:`KEYS`. It takes 256 bytes where a dict of the
+#: values a return gives took 464 and its :class:`Cells` 48 more, and the one record serves
+#: validation and consolidation (there were two): 597,000 of them at 3,000 returns. Reading
+#: by attribute (or :func:`operator.attrgetter`) is the quick way; by name costs about 3x a
+#: dict's lookup.
 Record = make_dataclass(
     "Record",
     [(f.key, _TYPES[f.sql], field(default=None)) for f in FIELDS] + [(key, kind, field(default=None)) for key, kind in WORKING],
