@@ -17,7 +17,7 @@ from derbyxl.baseline import baseline, comparable
 from derbyxl.findings import CATALOGUE, Finding, finding, returns_by_portfolio
 from derbyxl.periods import Period, PeriodError
 from derbyxl.read import RawReturn, RawSheet, as_date
-from derbyxl.record import Cells, Record
+from derbyxl.record import Record
 from derbyxl.register import Item, Register
 from derbyxl.spec import COVER_PERIOD_CELL, COVER_SHEET, FORMAT_VERSION, LONG_TEXT, SIGN_OFF, kinds_present
 from derbyxl.values import describe, parse_value

@@ -210,7 +210,8 @@ class Register:
 
     def compact(self) -> bytes:
         """The items in marshal's format by columns (their :class:`Rare` fields as tuples, the
-        defaults and the KEY as None), compressed: 1.8 MB for the benchmark's 199,000 items. Made once, then kept."""
+        defaults and the KEY as None), compressed: 1.8 MB for the benchmark's 199,000 items.
+        Made once, then kept."""
         if self._compact is None:
             columns = list(zip(*self.items))
             columns[_RARE_AT] = tuple(None if r is NO_RARE else (*r[:2], None if r.tolerances is KEY else astuple(r.tolerances), *r[3:]) for r in columns[_RARE_AT])

@@ -3,8 +3,8 @@
 
 Values of all returns of a kind are validated as concatenated frames (of up to :data:`CHUNK`
 records): pandera's fixed cost per call is far larger than its cost per row, and failure cases
-carry the frame index, which maps back to workbook, sheet and cell. (Imported only when values are checked: pandas and
-pandera take a good part of a second to import.)
+carry the frame index, which maps back to workbook, sheet and cell. (Imported only when values
+are checked: pandas and pandera take a good part of a second to import.)
 """
 
 from __future__ import annotations
