@@ -370,7 +370,7 @@ class History:
         self.db.execute("COMMIT")
 
     @contextmanager
-    def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[dict], submissions: list[dict]):
+    def recording(self, period: Period, run_at: str, register_fingerprint: str, master: str | None, values: list[Record] | list[dict], submissions: list[dict]):
         """Record a run around the block (the master being written and put in place), in
         one transaction committed only when the block succeeds; if it fails, or this process
         dies, nothing is recorded.

@@ -25,7 +25,7 @@ from derbyxl.periods import Period, uk_time
 from derbyxl.register import Register
 from derbyxl.summary import STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
-from derbyxl.record import DATA_COLUMNS
+from derbyxl.record import DATA_COLUMNS, Record
 from derbyxl.xlsx_util import row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
@@ -187,7 +187,7 @@ def write_master(path: str | Path, register: Register, result) -> None:
     taken: set[str] = set()
     _summary(wb, f, register, result, sheet_name("Summary", taken))
     if len(register.portfolios) <= MAX_PORTFOLIO_SHEETS:
-        by_portfolio: dict[str, list[dict]] = {p: [] for p in register.portfolios}
+        by_portfolio: dict[str, list[Record]] = {p: [] for p in register.portfolios}
         for row in rows:
             by_portfolio[row["portfolio"]].append(row)
         for portfolio, group in by_portfolio.items():
