@@ -119,6 +119,8 @@ class Item(NamedTuple):
     (``bench/README.md``, seventh session). The seven fields most items leave at their
     defaults (:class:`Rare`) are one field, shared, read as attributes of the item: 128 bytes
     an item instead of 184, 33 MB of a register of 597,000 items (and as much in each worker).
+    An item does not keep the register row it came from (nothing read it: 16 MB of numbers at
+    that size); the register's problems name their rows when it is read.
     """
 
     ref: str
@@ -130,8 +132,6 @@ class Item(NamedTuple):
     polarity: str | None = None
     target: float | None = None
     previous_actual: float | None = None
-    #: The register's row (1-based) the item was read from.
-    row: int | None = None
     rare: Rare = NO_RARE
 
     lead_officer = property(operator.attrgetter("rare.lead_officer"))
@@ -248,7 +248,7 @@ class Register:
     def _hash(items) -> str:
         h = hashlib.sha256()
         for item in items:
-            # Every field but the register row, in declaration order: repr is exact for floats.
+            # Every field, in the order they were declared: repr is exact for floats.
             values = [getattr(item, name) for name in _FINGERPRINT_FIELDS]
             values[_TOLERANCES] = _KEY_TUPLE if item.tolerances is KEY else astuple(item.tolerances)
             h.update(repr(values).encode())
@@ -295,9 +295,9 @@ def _from_compact(compact: bytes, source: str, fingerprints: dict[str, str]) -> 
     return register
 
 
-#: The fields a fingerprint hashes, in this order (every field but the register row, as
-#: they were before the rare ones were put together: fingerprints stamped in templates and
-#: kept in histories stay valid).
+#: The fields a fingerprint hashes, in this order (every field, as they were declared before
+#: the rare ones were put together: fingerprints stamped in templates and kept in histories
+#: stay valid).
 _FINGERPRINT_FIELDS = ("ref", "kind", "description", "portfolio", "theme", "unit", "polarity", "target", "previous_actual", *Rare._fields[:2], "tolerances", *Rare._fields[3:])
 _TOLERANCES = _FINGERPRINT_FIELDS.index("tolerances")
 _KEY_TUPLE = astuple(KEY)
@@ -597,7 +597,7 @@ def parse_register(rows: Iterable[list], source: str = "register") -> Register:
         else:
             key = (lead, email, tolerances, minimum, maximum, quarter_targets, previous_period)
             rare = rares.get(key) or rares.setdefault(key, Rare(*key))
-        item = Item(ref, kind, description, portfolio, theme, unit, polarity, target, previous, n, rare)
+        item = Item(ref, kind, description, portfolio, theme, unit, polarity, target, previous, rare)
         items.append(item)
     if problems:
         raise RegisterError(source, problems)

@@ -190,7 +190,6 @@ def test_title_and_blank_rows_above_the_header(tmp_path):
         w.writerows([["Derby City Council: performance register 2025/26"], ["Updated 1 April 2025"], [], *COUNCIL])
     reg = load_register(path)
     assert [i.ref for i in reg.items] == ["CT 1", "WS 2"]
-    assert reg.by_ref["WS 2"].row == 6  # rows numbered as the file has them
     # ... and a problem below such a header names the file's own row number.
     rows = [["Title"], [], COUNCIL[0], ["X 1", "thing", "d", "P", "T", "", "", "", ""]]
     with pytest.raises(RegisterError) as exc:
@@ -315,7 +314,17 @@ def test_xlsx_register_read_with_calamine_below_a_title(tmp_path):
     wb.add_worksheet("Notes").write(0, 0, "not the register")
     wb.close()
     reg = load_register(path)
-    assert [(i.ref, i.polarity, i.row) for i in reg.items] == [("CT 1", "higher", 4), ("WS 2", "lower", 5)]
+    assert [(i.ref, i.polarity) for i in reg.items] == [("CT 1", "higher"), ("WS 2", "lower")]
+    # A problem names the sheet's row (the title above counted), as the officer sees it.
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Register")
+    ws.write(0, 0, "Performance register 2025/26")
+    for r, row in enumerate([*COUNCIL, ["WS 3", "Measure", "", "Place", "Green", "kg", "Smaller is better", "1", "2"]], start=2):
+        ws.write_row(r, 0, row)
+    wb.close()
+    with pytest.raises(RegisterError) as exc:
+        load_register(path)
+    assert [(p.row, p.column) for p in exc.value.problems] == [(6, "Description")]
 
 
 def test_xlsx_register_that_would_abort_the_reader_is_refused(tmp_path):
