@@ -387,7 +387,7 @@ def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_pa
         assert len(parses) == n
 
     # A damaged entry is parsed again, not trusted: garbage, another file's entry under this
-    # file's key, an entry with an item's column cut short. An unusable database is no failure.
+    # file's key, an entry with an item's column cut short, one of an older layout. An unusable database is no failure.
     import marshal
     import zlib
 
@@ -397,11 +397,13 @@ def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_pa
     fingerprints, compact = marshal.loads(_payload(cache, key))
     columns = marshal.loads(zlib.decompress(compact))
     short = marshal.dumps((fingerprints, zlib.compress(marshal.dumps([*columns[:-1], columns[-1][:-1]]))))
+    # An older layout, a column more (items kept their register row before): parsed again.
+    older = marshal.dumps((fingerprints, zlib.compress(marshal.dumps([*columns[:-1], list(range(len(columns[0]))), columns[-1]]))))
     changed_key = _digest(path)
-    for payload in (b"\x00", _payload(cache, changed_key), short):
+    for payload in (b"\x00", _payload(cache, changed_key), short, older):
         _set_payload(cache, key, payload)
         assert load_register(elsewhere, cache=cache).items == first.items
-    assert len(parses) == 3 + 3  # each of the three parsed again (and kept again)
+    assert len(parses) == 3 + 4  # each of the four parsed again (and kept again)
     (tmp_path / "a-file.txt").write_text("")
     parses.clear()
     assert load_register(elsewhere, cache=tmp_path / "a-file.txt" / "x.sqlite").items == first.items
