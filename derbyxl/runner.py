@@ -301,9 +301,10 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
     A call with the same ``setup``, the same ``setup_args`` (the very objects, such as the
     same register; texts and numbers by value), the same number of workers and the same
     umask gets the runner the last one used; anything else ends that runner (on a thread,
-    without waiting) and starts another, so at most one is kept per setup function. A kept runner starts all its
-    workers (a later call may have more inputs than the first). A call that fails ends its
-    runner (its workers' state is not known); those kept are ended when the process ends.
+    without waiting) and starts another, so at most one is kept per setup function. A kept
+    runner starts all its workers (a later call may have more inputs than the first). A call
+    that fails ends its runner (its workers' state is not known); those kept are ended when
+    the process ends.
     """
     workers = workers or default_workers()
     umask = current_umask()
