@@ -16,7 +16,6 @@ import operator
 import re
 from pathlib import Path
 
-import xlsxwriter
 from xlsxwriter.utility import xl_range
 
 from derbyxl import __version__, rag
@@ -26,7 +25,7 @@ from derbyxl.register import Register
 from derbyxl.summary import STATUSES, by_group, summarise
 from derbyxl.values import NUMBER_FORMATS
 from derbyxl.record import DATA_COLUMNS, Record
-from derbyxl.xlsx_util import row_height, write_number, write_text
+from derbyxl.xlsx_util import Workbook, row_height, write_number, write_text
 
 DOT_SYMBOL = {rag.IMPROVING: "\u25b2 Improving", rag.SAME: "\u25ba Same", rag.DETERIORATING: "\u25bc Deteriorating"}
 STATUS_RULES = (rag.BLUE, rag.GREEN, rag.GREEN_AMBER, rag.AMBER, rag.AMBER_RED, rag.RED, rag.NO_TARGET, rag.NO_RETURN)
@@ -169,7 +168,7 @@ def write_master(path: str | Path, register: Register, result) -> None:
     period: Period = result.period
     rows = result.rows
     splicer = Splicer()
-    wb = xlsxwriter.Workbook(splicer.buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False})
+    wb = Workbook(splicer.buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False})
     wb.set_properties(
         {
             "title": f"Performance master {period.label}",

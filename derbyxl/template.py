@@ -18,7 +18,6 @@ from typing import Callable, Iterable, Mapping
 
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
-from xlsxwriter.worksheet import Worksheet
 
 from derbyxl import __version__, rag
 from derbyxl.baseline import baseline
@@ -40,7 +39,7 @@ from derbyxl.spec import (
 )
 from derbyxl.values import NUMBER_FORMATS
 from derbyxl.runner import Failed, kept
-from derbyxl.xlsx_util import atomic_path, ensure_folder, row_height, write_number, write_text
+from derbyxl.xlsx_util import Workbook, atomic_path, ensure_folder, row_height, write_number, write_text
 
 INPUT_FILL = "#FFF9DB"
 HEADER_FILL = "#1F3864"
@@ -119,26 +118,6 @@ def _protect(ws, password: str | None):
     )
 
 
-#: Excel functions xlsxwriter rewrites with an _xlfn. prefix (dynamic arrays and newer ones).
-_NEWER_FUNCTIONS = re.compile(r"\b(?:_xlfn|ANCHORARRAY|BYCOL|BYROW|CHOOSE\w+|DROP|EXPAND|FILTER|HSTACK|LAMBDA|MAKEARRAY|MAP|RANDARRAY|REDUCE|SCAN|SINGLE|SEQUENCE|SORT\w*|SWITCH|TAKE|TEXT\w+|TO\w+|UNIQUE|VSTACK|WRAP\w+|XLOOKUP|[A-Z]+\.[A-Z.]+)\b")
-
-
-class _Worksheet(Worksheet):
-    """xlsxwriter's worksheet, without 29 regular-expression passes over each formula when
-    the formula uses none of the functions they rewrite (the status preview formulas of a
-    return use IF, AND, ISNUMBER, ABS and MAX only).
-
-    It overrides xlsxwriter's private ``_prepare_formula``, kept for a wide measured margin:
-    a 199-item template is written in 30.8 ms with it and 45.2 ms without (100 templates of
-    the benchmark's register, 2026-12-01; bench/README.md). A change in xlsxwriter that
-    renames the method makes every formula go through the library's own path again."""
-
-    def _prepare_formula(self, formula, expand_future_functions=False):
-        if expand_future_functions or self.use_future_functions or _NEWER_FUNCTIONS.search(formula):
-            return super()._prepare_formula(formula, expand_future_functions)
-        return formula.removeprefix("{").removeprefix("=").removesuffix("}")
-
-
 def _print_setup(ws, title: str, repeat_header: bool = True):
     ws.set_landscape()
     ws.set_paper(9)  # A4
@@ -211,7 +190,7 @@ def _shown(value: float, unit: str | None) -> str:
 
 
 def _write_kind_sheet(wb, f: _Formats, spec: SheetSpec, items: list[Item], period: Period, previous: Mapping[str, tuple[str, float]], title: str, password, answers=None):
-    ws = wb.add_worksheet(spec.name, worksheet_class=_Worksheet)
+    ws = wb.add_worksheet(spec.name)
     for c, col in enumerate(spec.columns):
         ws.set_column(c, c, col.width)
         ws.write_string(0, c, col.caption, f.header)
@@ -431,7 +410,7 @@ def write_template(
     title = f"{portfolio} - {period.label}"
     with atomic_path(out) as tmp:
         buffer = io.BytesIO()
-        wb = xlsxwriter.Workbook(buffer, {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True})
+        wb = Workbook(buffer, {"strings_to_formulas": False, "strings_to_urls": False, "in_memory": True})
         wb.set_properties(
             {
                 "title": f"Performance return {period.label}: {portfolio}",

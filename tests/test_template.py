@@ -3,6 +3,7 @@ and the live preview formula evaluated against the Python rules."""
 
 import io
 import warnings
+import zipfile
 
 import pytest
 import xlsxwriter
@@ -208,21 +209,47 @@ def test_previous_actual_from_history(tmp_path, register):
 
 
 def test_quick_formula_path_gives_what_xlsxwriter_gives(register):
-    import xlsxwriter
     from xlsxwriter.worksheet import Worksheet
 
     from derbyxl import rag
-    from derbyxl.template import _Worksheet
+    from derbyxl.xlsx_util import PLAIN_FUNCTIONS
+    from derbyxl.xlsx_util import Worksheet as QuickWorksheet
 
     wb = xlsxwriter.Workbook(io.BytesIO(), {"in_memory": True})
-    quick = wb.add_worksheet("q", worksheet_class=_Worksheet)
+    quick = wb.add_worksheet("q", worksheet_class=QuickWorksheet)
     plain = wb.add_worksheet("p")
+    # Each function the quick path lets through is one xlsxwriter leaves as it is, even where
+    # it prefixes every newer function it knows (conditional formats, validations).
+    for name in PLAIN_FUNCTIONS:
+        assert Worksheet._prepare_formula(plain, f"={name}(A1)", True) == f"{name}(A1)", name
     formulas = [rag.measure_status_formula("G5", "E5", item.polarity, item.tolerances) for item in register.items if item.kind == "measure"]
-    formulas += ['=IF(AND(ISNUMBER(H3),ISNUMBER(I3)),H3*I3,"")', "=XLOOKUP(A1,B:B,C:C)", "=SORT(A1:A9)", "{=SUM(A1:A3)}"]
-    for text in formulas:
-        assert quick._prepare_formula(text) == Worksheet._prepare_formula(plain, text), text
+    formulas += ['=IF(AND(ISNUMBER(H3),ISNUMBER(I3)),H3*I3,"")', '"Green"', 'NOT(ISERROR(SEARCH("Improving",F2)))', "{=SUM(A1:A3)}"]
+    newer = ["=XLOOKUP(A1,B:B,C:C)", "=SORT(A1:A9)", "=IF(A1,CONCAT(B1,C1),0)", "=STDEV.S(A1:A9)", "=_xlfn.IFS(A1,1)", '=SEARCH("x",A1)+ISFORMULA(B1)', "=A1SINGLE(B1)"]
+    for text in formulas + newer:
+        for expand in (False, True):
+            assert quick._prepare_formula(text, expand) == Worksheet._prepare_formula(plain, text, expand), (text, expand)
     assert quick._prepare_formula("=XLOOKUP(A1,B:B,C:C)") == "_xlfn.XLOOKUP(A1,B:B,C:C)"
+    assert quick._prepare_formula("=IF(A1,CONCAT(B1,C1),0)", True) == "IF(A1,_xlfn.CONCAT(B1,C1),0)"
     wb.close()
+
+
+def test_a_template_is_the_same_bytes_as_xlsxwriter_alone_writes(tmp_path, register, monkeypatch):
+    """derbyxl's worksheets change how fast a template is written, not one byte of it."""
+    import datetime as dt
+
+    from xlsxwriter.worksheet import Worksheet
+
+    from derbyxl import xlsx_util
+    from derbyxl.template import write_template
+
+    at = dt.datetime(2025, 4, 1, 9, 0, tzinfo=dt.timezone.utc)
+    quick = write_template(register, "Governance and Finance", Q4, tmp_path / "quick", generated_at=at).path.read_bytes()
+    monkeypatch.setattr(xlsx_util.Workbook, "worksheet_class", Worksheet)
+    plain = write_template(register, "Governance and Finance", Q4, tmp_path / "plain", generated_at=at).path.read_bytes()
+    assert quick == plain
+    with zipfile.ZipFile(io.BytesIO(quick)) as z:
+        sheets = b"".join(z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/"))
+    assert b"<f>" in sheets and b"<formula>" in sheets  # formulas and conditional formats were written
 
 
 def test_structure_is_protected_so_sheets_cannot_be_shown_or_removed(tmp_path, register, template_dir):
