@@ -7,8 +7,10 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,11 +61,21 @@ def run_process(*args, cwd=None, env=None, input=None):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_worker_per_command():
+    """The tests already run on every core at once (pytest-xdist), so the commands they run
+    each read with one worker process, not one per core: two workers per command doubled
+    the worker processes started (some 320) for no gain, 8 s of CPU in a run of ``make
+    test`` (bench/README.md, eleventh session). The runner's, the portal's and the scale
+    tests that need more ask for them by number."""
+    from derbyxl.runner import WORKERS_ENV
+
+    os.environ.setdefault(WORKERS_ENV, "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _cache_home(tmp_path_factory):
     """The user's cache folder (where commands keep per-file results when no --history is
     named) is a temporary one for the tests and the commands they run."""
-    import os
-
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
 
 
@@ -117,21 +129,45 @@ def returns_copy(tmp_path, good_dir):
     return d
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """A folder that ``make(folder)`` fills, made once for the whole run even when
+    pytest-xdist runs the tests in several processes, each of which would otherwise make its
+    own (pytest-xdist's recipe for session fixtures run once): the first process to ask makes
+    it in the run's shared temporary folder, holding a file lock; the others wait for it and
+    use what it made. For what costs seconds of LibreOffice to make."""
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own temporary folder
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    folder, made = root / name, root / name / ".made"
+    with FileLock(str(root / f"{name}.lock")):
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def saved_by_libreoffice(tmp_path_factory, template_dir, good_dir) -> dict[str, tuple[Path, Path]]:
     """Workbooks opened in LibreOffice and saved again as .xlsx (it rewrites every part: its
-    own styles, shared strings, the very hidden stamp), all by one start of it: by name, the
-    workbook as derbyxl or openpyxl wrote it and as LibreOffice saved it. ``template`` is
-    Governance's template; ``return`` its filled return with "about 7" in LPD PM06's Actual."""
+    own styles, shared strings, the very hidden stamp): by name, the workbook as derbyxl or
+    openpyxl wrote it and as LibreOffice saved it. ``template`` is Governance's template;
+    ``return`` its filled return with "about 7" in LPD PM06's Actual."""
     from .faults import mutate, set_input
 
-    src = tmp_path_factory.mktemp("before-libreoffice")
-    books = {
-        "template": shutil.copyfile(template_path(template_dir, "Governance"), src / "template.xlsx"),
-        "return": mutate(good_dir / GOVERNANCE, src / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 7")),
-    }
-    saved = libreoffice_convert(list(books.values()), tmp_path_factory.mktemp("saved-by-libreoffice"), "xlsx:Calc MS Excel 2007 XML", ".xlsx")
-    return {name: (Path(before), after) for (name, before), after in zip(books.items(), saved)}
+    def make(folder: Path) -> None:
+        (folder / "before").mkdir()
+        shutil.copyfile(template_path(template_dir, "Governance"), folder / "before" / "template.xlsx")
+        mutate(good_dir / GOVERNANCE, folder / "before" / GOVERNANCE, lambda wb: set_input(wb, "Measures", "LPD PM06", "Actual", "about 7"))
+        libreoffice_convert(sorted((folder / "before").iterdir()), folder / "after", "Calc MS Excel 2007 XML", ".xlsx")
+
+    folder = made_once(tmp_path_factory, "saved-by-libreoffice", make)
+    return {name: (folder / "before" / file, folder / "after" / file) for name, file in (("template", "template.xlsx"), ("return", GOVERNANCE))}
 
 
 def template_path(template_dir: Path, portfolio_prefix: str) -> Path:
@@ -142,46 +178,84 @@ def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def libreoffice_convert(paths: list[Path], out_dir: Path, target: str, suffix: str) -> list[Path]:
-    """Open each of ``paths`` in LibreOffice and save it into ``out_dir`` (``target`` as
-    soffice's --convert-to takes it), as an officer using LibreOffice would: all through one
-    start of it (each start costs about 1.8 s), with a profile of its own, removed after."""
+#: This test process's LibreOffice (:func:`_libreoffice`): its process, pipe and profile.
+_OFFICE: dict = {}
+_UNO_PYTHON = Path("/usr/bin/python3")
+
+
+def _libreoffice() -> str:
+    """The pipe name of this test process's LibreOffice, started headless at the first call
+    (and again if it has stopped), with a profile of its own: one start for the session
+    rather than one for each batch of files (a start costs about 2 s of CPU). It is stopped
+    when the session ends (:func:`pytest_sessionfinish`)."""
     exe = soffice()
-    if not exe:
-        pytest.skip("LibreOffice (soffice) is not installed")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    profile = out_dir.parent / f"{out_dir.name}-lo-profile"
-    try:
-        subprocess.run(
-            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", target, "--outdir", str(out_dir), *map(str, paths)],
-            check=True,
-            capture_output=True,
-            timeout=600,
+    if not exe or not _UNO_PYTHON.exists():
+        pytest.skip("LibreOffice (soffice) and Debian's python3-uno are not installed")
+    if "uno" not in _OFFICE:
+        _OFFICE["uno"] = subprocess.run([str(_UNO_PYTHON), "-c", "import uno"], capture_output=True).returncode == 0
+    if not _OFFICE["uno"]:
+        pytest.skip("Debian's python3-uno is not installed")
+    proc = _OFFICE.get("proc")
+    if proc is None or proc.poll() is not None:
+        _stop_libreoffice()
+        profile = Path(tempfile.mkdtemp(prefix="derbyxl-tests-lo-"))
+        pipe = f"derbyxl-tests-{os.getpid()}-{profile.name}"
+        proc = subprocess.Popen(
+            [exe, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--invisible", "--norestore", "--nologo", "--nodefault", f"--accept=pipe,name={pipe};urp;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped with every process it starts
         )
-    finally:
+        _OFFICE.update(proc=proc, pipe=pipe, profile=profile)
+    return _OFFICE["pipe"]
+
+
+def _stop_libreoffice() -> None:
+    proc, profile = _OFFICE.pop("proc", None), _OFFICE.pop("profile", None)
+    if proc is not None:
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    if profile is not None:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _stop_libreoffice()
+
+
+def libreoffice_jobs(jobs: list[dict]) -> None:
+    """Have this session's LibreOffice open each job's ``src``, make its edits and save it
+    to ``dst`` with its export filter (``tests/lo_jobs.py`` says what a job holds), as an
+    officer using LibreOffice would."""
+    import json
+
+    pipe = _libreoffice()
+    done = subprocess.run([str(_UNO_PYTHON), str(Path(__file__).parent / "lo_jobs.py"), pipe, json.dumps(jobs)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"LibreOffice could not do it: {done.stderr[-2000:]}"
+    for job in jobs:
+        assert Path(job["dst"]).exists(), f"LibreOffice wrote nothing for {Path(job['src']).name}"
+
+
+def libreoffice_convert(paths: list[Path], out_dir: Path, export_filter: str, suffix: str, options: str | None = None) -> list[Path]:
+    """Open each of ``paths`` in LibreOffice and save it into ``out_dir`` with
+    ``export_filter`` (and its ``options``) under its own name with ``suffix``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     made = [out_dir / (path.stem + suffix) for path in paths]
-    for path, out in zip(paths, made):
-        assert out.exists(), f"LibreOffice wrote nothing for {path.name}"
+    libreoffice_jobs([{"src": str(path), "dst": str(out), "filter": export_filter, "options": options} for path, out in zip(paths, made)])
     return made
 
 
 def libreoffice_edit(*jobs: tuple[Path, Path, list[dict]]) -> list[Path]:
-    """Open each ``src`` in a real LibreOffice through UNO, delete or insert rows as an
-    officer would (``tests/lo_edit.py``), and save it to ``dst``: jobs of (src, dst, ops),
-    all done by one start of LibreOffice. Returns the ``dst`` paths."""
-    import json
-
-    python = Path("/usr/bin/python3")
-    if not soffice() or not python.exists():
-        pytest.skip("LibreOffice (soffice) and Debian's python3-uno are not installed")
-    probe = subprocess.run([str(python), "-c", "import uno"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("Debian's python3-uno is not installed")
-    spec = json.dumps([[str(src), str(dst), ops] for src, dst, ops in jobs])
-    subprocess.run([str(python), str(Path(__file__).parent / "lo_edit.py"), spec], check=True, capture_output=True, timeout=240)
-    for src, dst, _ in jobs:
-        assert dst.exists(), f"LibreOffice wrote nothing for {src.name}"
+    """Open each ``src`` in LibreOffice, delete or insert rows as an officer would, and save
+    it to ``dst`` (as .xlsx, or OpenDocument for a ``dst`` ending .ods): jobs of (src, dst,
+    ops). Returns the ``dst`` paths."""
+    libreoffice_jobs([{"src": str(src), "dst": str(dst), "filter": "calc8" if dst.suffix.lower() == ".ods" else "Calc MS Excel 2007 XML", "ops": ops} for src, dst, ops in jobs])
     return [dst for _, dst, _ in jobs]
 
 
@@ -254,9 +328,9 @@ def summary_rows(ws) -> dict[str, dict]:
 
 def render_pngs(out_dir: Path, *books: tuple[Path, int, int]) -> list[Path]:
     """Workbooks as a person sees them printed, (path, first page, last page) each: LibreOffice
-    makes the PDFs (one start of it), pdftoppm the PNG pages (the tests write them; look at
+    makes the PDFs, pdftoppm the PNG pages (the tests write them; look at
     them when the layout changes)."""
-    pdfs = libreoffice_convert([path for path, _, _ in books], out_dir, "pdf", ".pdf")
+    pdfs = libreoffice_convert([path for path, _, _ in books], out_dir, "calc_pdf_Export", ".pdf")
     exe = shutil.which("pdftoppm")
     if not exe:
         pytest.skip("pdftoppm (poppler-utils) is not installed")

@@ -120,7 +120,7 @@ def test_a_failing_row_source_leaves_no_half_file_behind(tmp_path):
 def test_libreoffice_reads_streamed_rows(tmp_path):
     rows = [(text[:200], float(i), i / 10) for i, text in enumerate(AWKWARD)]
     path = _workbook(tmp_path / "lo.xlsx", rows)
-    (csv_path,) = libreoffice_convert([path], tmp_path / "out", "csv:Text - txt - csv (StarCalc):44,34,76", ".csv")
+    (csv_path,) = libreoffice_convert([path], tmp_path / "out", "Text - txt - csv (StarCalc)", ".csv", options="44,34,76")
     text = csv_path.read_text(encoding="utf-8")
     # Text arrives as text (the formula-looking one is not evaluated to "click"), numbers as numbers.
     assert "A & B <tag>" in text and '"=HYPERLINK(""http://evil.example"",""click"")"' in text and "ünïcödé" in text

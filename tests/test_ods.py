@@ -14,13 +14,13 @@ from derbyxl.consolidate import consolidate
 from derbyxl.guard import scan
 from derbyxl.validate import validate_file, validate_paths
 
-from .conftest import GOVERNANCE, Q4, libreoffice_convert
+from .conftest import GOVERNANCE, Q4, libreoffice_convert, made_once
 from .faults import mutate, set_input
 
 
 def to_ods(files: list[Path], out: Path) -> list[Path]:
     """Save workbooks as .ods with LibreOffice, as an officer pressing "Use ODF Format" does."""
-    return libreoffice_convert(files, out, "ods", ".ods")
+    return libreoffice_convert(files, out, "calc8", ".ods")
 
 
 #: Governance's return with one slip each, saved as .ods beside the good returns.
@@ -33,14 +33,16 @@ FAULTY = {
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, good_dir):
     """The good returns in one folder and the faulty ones in another (as .xlsx and .ods),
-    saved by one start of LibreOffice (each start costs about 1.8 s)."""
-    xlsx = tmp_path_factory.mktemp("faulty-xlsx")
-    faulty = [mutate(good_dir / GOVERNANCE, xlsx / f"{name}.xlsx", change) for name, change in FAULTY.items()]
-    made = to_ods([*sorted(good_dir.glob("*.xlsx")), *faulty], tmp_path_factory.mktemp("ods"))
-    apart = tmp_path_factory.mktemp("faulty-ods")
-    for path in made[-len(faulty):]:
-        path.rename(apart / path.name)
-    return made[0].parent, {name: (xlsx / f"{name}.xlsx", apart / f"{name}.ods") for name in FAULTY}
+    saved by LibreOffice once for the run."""
+
+    def make(folder: Path) -> None:
+        (folder / "faulty-xlsx").mkdir()
+        faulty = [mutate(good_dir / GOVERNANCE, folder / "faulty-xlsx" / f"{name}.xlsx", change) for name, change in FAULTY.items()]
+        to_ods(sorted(good_dir.glob("*.xlsx")), folder / "ods")
+        to_ods(faulty, folder / "faulty-ods")
+
+    folder = made_once(tmp_path_factory, "ods", make)
+    return folder / "ods", {name: (folder / "faulty-xlsx" / f"{name}.xlsx", folder / "faulty-ods" / f"{name}.ods") for name in FAULTY}
 
 
 @pytest.fixture(scope="module")

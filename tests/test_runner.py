@@ -10,9 +10,20 @@ import time
 
 import pytest
 
-from derbyxl.runner import RETRIES, Failed, Runner, WorkersUnavailable
+from derbyxl.runner import RETRIES, WORKERS_ENV, Failed, Runner, WorkersUnavailable, default_workers
 
 from . import runner_tasks as tasks
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("3", 3), (" 2 ", 2), ("0", 1), ("", None), ("four", None), (None, None)])
+def test_the_number_of_workers_is_one_per_core_unless_set(monkeypatch, setting, expected):
+    if setting is None:
+        monkeypatch.delenv(WORKERS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(WORKERS_ENV, setting)
+    per_core = max(1, min(os.cpu_count() or 1, 4))
+    assert default_workers() == (per_core if expected is None else expected)
+    assert Runner().workers == default_workers()
 
 
 def test_results_are_those_of_the_task_done_in_other_processes():
