@@ -46,8 +46,10 @@ from derbyxl.xlsx_util import current_umask
 
 #: Set DERBYXL_WORKERS to the number of worker processes (default: one per core, at most 4).
 WORKERS_ENV = "DERBYXL_WORKERS"
-#: Modules the fork server imports once, so that each worker starts with them loaded.
-PRELOAD = ["derbyxl.validate"]
+#: Modules the fork server imports once, so that each worker starts with them loaded: what
+#: the tasks run, and pebble's worker loop (imported in each worker, it cost 23 ms of its
+#: 45 ms start; preloaded, a worker starts in 12 ms of CPU: bench/README.md, eleventh session).
+PRELOAD = ["derbyxl.validate", "pebble.pool.process"]
 
 
 #: Times a task is handed to a new worker after one ended on it with an exit code.
