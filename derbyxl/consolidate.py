@@ -297,8 +297,13 @@ def consolidate(
         latest = history.latest_values(before=period)  # each measure's baseline, for the checks and the rows
         # Workers of its own, ended once the files are read: each holds a copy of the register,
         # not wanted while the master is written (validate_paths would keep them for later calls).
-        with runner_for(register, workers) as runner:
+        runner = runner_for(register, workers)
+        try:
             report = validate_paths(sources, register, period=period, limits=limits, history=history, latest=latest, cache=cache if use_cache else None, runner=runner)
+        except BaseException:
+            runner.close(stop=True)
+            raise
+        runner.close(wait=False)  # idle: they end while the quarter is put together
         if report.other_register:
             raise RegisterMismatch(f"{report.other_register}. Nothing was written; the master and history are as they were.")
         subs, chosen = choose_submissions(report, register, period)

@@ -194,8 +194,17 @@ class Runner:
     def __exit__(self, *exc) -> None:
         self.close(stop=exc[0] is not None)
 
-    def close(self, stop: bool = False) -> None:
-        """Let the workers finish what they have (or ``stop`` them now) and end them."""
+    def close(self, stop: bool = False, wait: bool = True) -> None:
+        """Let the workers finish what they have (or ``stop`` them now) and end them. Without
+        ``wait`` they are ended on a thread, which the process waits for when it ends: for
+        idle workers, whose pool takes up to 0.1 s to notice it was closed (pebble looks at
+        its workers every 0.1 s)."""
+        if not wait:
+            ending = threading.Thread(target=self.close, args=(stop,), name="derbyxl-runner-end", daemon=True)
+            ending.start()
+            with _KEEPING:
+                _ENDING[:] = [t for t in _ENDING if t.is_alive()] + [ending]
+            return
         with self._starting:
             if self._pool is not None:
                 self._pool.stop() if stop else self._pool.close()
@@ -289,7 +298,7 @@ class Runner:
 #: Runners kept for the calls that follow (:func:`kept`): by setup function, its key and runner.
 _KEPT: dict[Callable | None, tuple[tuple, Runner]] = {}
 _KEEPING = threading.Lock()
-#: Threads ending runners that were replaced (waited for when the process ends).
+#: Threads ending runners closed without waiting (waited for when the process ends).
 _ENDING: list[threading.Thread] = []
 
 
@@ -320,11 +329,7 @@ def kept(setup: Callable | None = None, setup_args: tuple = (), workers: int | N
             runner = Runner(setup=setup, setup_args=setup_args, workers=workers, long_lived=True)
             _KEPT[setup] = (key, runner)  # holds setup_args, so their ids stay theirs
     if old is not None and old[1] is not runner:
-        # Ended on a thread: its workers are idle, and pebble takes up to 0.1 s to notice.
-        ending = threading.Thread(target=old[1].close, name="derbyxl-runner-end", daemon=True)
-        ending.start()
-        with _KEEPING:
-            _ENDING[:] = [t for t in _ENDING if t.is_alive()] + [ending]
+        old[1].close(wait=False)  # its workers are idle
     try:
         yield runner
     except BaseException:

@@ -137,6 +137,18 @@ def test_few_collections_restores_the_thresholds_after_the_last_block_in_any_thr
     assert gc.get_threshold() == before
 
 
+def test_a_runner_closed_without_waiting_ends_on_a_thread():
+    from derbyxl.runner import _ENDING
+
+    runner = Runner(workers=1)
+    assert [r[0] for r in runner.run(tasks.square, [(i,) for i in range(3)])] == [0, 1, 4]
+    pool = runner._pool
+    runner.close(wait=False)
+    ending = _ENDING[-1]  # the thread ending it, waited for when the process ends
+    ending.join(timeout=30)
+    assert runner._pool is None and not pool.active
+
+
 def test_a_kept_runner_serves_the_same_setup_again_and_no_other():
     from derbyxl.runner import kept
 
