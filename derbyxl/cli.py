@@ -726,7 +726,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def entry() -> None:
     """The console command."""
-    sys.exit(main())
+    from derbyxl.runner import ending
+
+    code = main()
+    ending()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

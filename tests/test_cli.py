@@ -37,6 +37,22 @@ def test_register_check_broken(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_the_console_command_exits_with_its_code_and_leaves_its_objects_to_the_system(monkeypatch):
+    import gc
+
+    from derbyxl import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    before = gc.get_freeze_count()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.entry()
+        # Not walked again by the collector as the process ends (runner.ending).
+        assert exc.value.code == 3 and gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+
+
 def test_usage_errors_exit_2(tmp_path):
     assert run("validate", tmp_path / "nope.xlsx").returncode == 2
     r = run("templates", "--period", "2024-25-Q9", "--out", tmp_path)
