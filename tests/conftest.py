@@ -244,9 +244,16 @@ def libreoffice_jobs(jobs: list[dict]) -> None:
     officer using LibreOffice would."""
     import json
 
-    pipe = _libreoffice()
-    done = subprocess.run([str(_UNO_PYTHON), str(Path(__file__).parent / "lo_jobs.py"), pipe, json.dumps(jobs)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"LibreOffice could not do it: {done.stderr[-2000:]}"
+    def attempt() -> subprocess.CompletedProcess:
+        return subprocess.run([str(_UNO_PYTHON), str(Path(__file__).parent / "lo_jobs.py"), _libreoffice(), json.dumps(jobs)], capture_output=True, text=True, timeout=600)
+
+    done = attempt()
+    if done.returncode != 0 and _OFFICE["proc"].poll() is not None:
+        # LibreOffice itself stopped: once more with a new one (a file that stops it stops
+        # the second one too, and fails here).
+        first, done = done, attempt()
+        assert done.returncode == 0, f"LibreOffice stopped twice (exit {first.returncode}, then {done.returncode}): {done.stderr[-2000:]}"
+    assert done.returncode == 0, f"LibreOffice could not do it (exit {done.returncode}; LibreOffice {'running' if _OFFICE['proc'].poll() is None else 'stopped'}): {done.stderr[-2000:]}"
     for job in jobs:
         assert Path(job["dst"]).exists(), f"LibreOffice wrote nothing for {Path(job['src']).name}"
 

@@ -71,4 +71,15 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # Ended at once when done: Python's shutdown with a UNO bridge still open can crash the
+    # process after the work is done (a signal, nothing on stderr).
+    try:
+        main()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)
