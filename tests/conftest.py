@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from derbyxl.demo import fill_return, load_answers
 from derbyxl.periods import Period
-from derbyxl.register import load_register, sample_register_path
-from derbyxl.template import write_templates
 
 Q4 = Period.parse("2024-25-Q4")
 #: The sample return most tests change.
@@ -79,18 +76,28 @@ def _cache_home(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
 
 
+# The fixtures import what they use: this file is also loaded by pytest-xdist's controller,
+# which starts the test processes only once it has (openpyxl and xlsxwriter: 0.25 s).
+
+
 @pytest.fixture(scope="session")
 def register():
+    from derbyxl.register import load_register, sample_register_path
+
     return load_register(sample_register_path())
 
 
 @pytest.fixture(scope="session")
 def answers():
+    from derbyxl.demo import load_answers
+
     return load_answers()
 
 
 @pytest.fixture(scope="session")
 def template_dir(tmp_path_factory, register):
+    from derbyxl.template import write_templates
+
     out = tmp_path_factory.mktemp("templates")
     write_templates(register, Q4, out)
     return out
@@ -98,6 +105,8 @@ def template_dir(tmp_path_factory, register):
 
 @pytest.fixture(scope="session")
 def good_dir(tmp_path_factory, template_dir, answers):
+    from derbyxl.demo import fill_return
+
     out = tmp_path_factory.mktemp("good")
     for t in sorted(template_dir.glob("*.xlsx")):
         fill_return(t, answers, out / t.name)
