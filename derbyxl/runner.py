@@ -209,10 +209,10 @@ class Runner:
         idle workers, whose pool takes up to 0.1 s to notice it was closed (pebble looks at
         its workers every 0.1 s)."""
         if not wait:
-            ending = threading.Thread(target=self.close, args=(stop,), name="derbyxl-runner-end", daemon=True)
-            ending.start()
+            thread = threading.Thread(target=self.close, args=(stop,), name="derbyxl-runner-end", daemon=True)
+            thread.start()
             with _KEEPING:
-                _ENDING[:] = [t for t in _ENDING if t.is_alive()] + [ending]
+                _ENDING[:] = [t for t in _ENDING if t.is_alive()] + [thread]
             return
         with self._starting:
             if self._pool is not None:

@@ -387,7 +387,8 @@ def test_a_checked_register_is_kept_and_read_back_only_for_the_same_bytes(tmp_pa
         assert len(parses) == n
 
     # A damaged entry is parsed again, not trusted: garbage, another file's entry under this
-    # file's key, an entry with an item's column cut short, one of an older layout. An unusable database is no failure.
+    # file's key, an entry with an item's column cut short, one of an older layout. An
+    # unusable database is no failure.
     import marshal
     import zlib
 
